@@ -1,0 +1,84 @@
+"""sarvam_async: a fast, strict asyncio client for Sarvam AI's speech-to-text batch job API.
+
+The public API is what this module exports (``__all__``); everything in a module whose name
+starts with ``_`` is private.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import errors
+from ._client import AsyncSarvam
+from ._limiter import ClientStats
+from ._retry import RetryPolicy
+from .models import (
+    MAX_FILES_PER_JOB,
+    BulkJobCallback,
+    BulkJobInitResponse,
+    DiarizedEntry,
+    DiarizedTranscript,
+    ErrorCode,
+    ErrorDetails,
+    ErrorMessage,
+    FilesDownloadResponse,
+    FileSignedURLDetails,
+    FilesRequest,
+    FilesUploadResponse,
+    InputAudioCodec,
+    JobState,
+    JobStatusResponse,
+    Mode,
+    SpeechToTextJobParameters,
+    SpeechToTextLanguage,
+    SpeechToTextModel,
+    SpeechToTextTranslateJobParameters,
+    SpeechToTextTranslateLanguage,
+    SpeechToTextTranslateModel,
+    StorageContainerType,
+    TaskDetail,
+    TaskFileDetails,
+    TaskState,
+    Timestamps,
+    TranscriptionResult,
+)
+
+__version__ = "0.1.0"
+
+logging.getLogger("sarvam_async").addHandler(logging.NullHandler())
+
+__all__ = [
+    "MAX_FILES_PER_JOB",
+    "AsyncSarvam",
+    "BulkJobCallback",
+    "BulkJobInitResponse",
+    "ClientStats",
+    "DiarizedEntry",
+    "DiarizedTranscript",
+    "ErrorCode",
+    "ErrorDetails",
+    "ErrorMessage",
+    "FileSignedURLDetails",
+    "FilesDownloadResponse",
+    "FilesRequest",
+    "FilesUploadResponse",
+    "InputAudioCodec",
+    "JobState",
+    "JobStatusResponse",
+    "Mode",
+    "RetryPolicy",
+    "SpeechToTextJobParameters",
+    "SpeechToTextLanguage",
+    "SpeechToTextModel",
+    "SpeechToTextTranslateJobParameters",
+    "SpeechToTextTranslateLanguage",
+    "SpeechToTextTranslateModel",
+    "StorageContainerType",
+    "TaskDetail",
+    "TaskFileDetails",
+    "TaskState",
+    "Timestamps",
+    "TranscriptionResult",
+    "__version__",
+    "errors",
+]

@@ -1,0 +1,44 @@
+"""Every tunable default of sarvam_async, in one place, each with the reason for its value."""
+
+from __future__ import annotations
+
+DEFAULT_BASE_URL = "https://api.sarvam.ai"
+API_KEY_ENV = "SARVAM_API_KEY"
+BASE_URL_ENV = "SARVAM_BASE_URL"
+API_KEY_HEADER = "api-subscription-key"
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds per attempt of an API call; the official SDK's value, ample for these small calls."""
+
+DEFAULT_MAX_CONNECTIONS = 100
+"""aiohttp pool size. Above it, the client's limiter queues calls so none burns its timeout."""
+
+# Retry policy ---------------------------------------------------------------------------
+RETRY_MAX_ATTEMPTS = 8
+"""Eight attempts ride out a burst of 429s from a token bucket refilling over a few seconds."""
+RETRY_INITIAL_DELAY = 0.5
+"""First backoff ceiling: a refused call usually succeeds once a token refills (< 1 s)."""
+RETRY_MAX_DELAY = 30.0
+"""Backoff ceiling: half a minute, the scale of per-minute rate windows."""
+RETRY_DEADLINE = 120.0
+"""Total seconds one call may spend retrying; two rate windows, then the error surfaces."""
+RETRY_MAX_RETRY_AFTER = 60.0
+"""Longest ``Retry-After`` we sleep on; above it the error surfaces with ``retry_after`` set."""
+RETRY_STATUSES = frozenset({429, 503})
+"""Statuses the API documents as "try again": rate limited and overloaded."""
+
+# Storage (presigned URLs) ---------------------------------------------------------------
+STORAGE_READ_TIMEOUT = 300.0
+"""Seconds without a byte before a storage transfer is abandoned (not a total limit)."""
+STORAGE_CHUNK_SIZE = 256 * 1024
+"""Bytes per read when streaming files: large enough for throughput, small for memory."""
+STORAGE_CONCURRENCY = 8
+"""Presigned transfers in flight per job."""
+
+# Jobs -----------------------------------------------------------------------------------
+POLL_INTERVAL = 5.0
+"""First pause between status polls; the official SDK's value and the docs' advice."""
+POLL_MAX_INTERVAL = 30.0
+"""Polling backs off to this for long jobs, sparing the account's rate limit."""
+
+USER_AGENT = "sarvam-async/0.1.0"

@@ -1,0 +1,306 @@
+"""The two job resources: speech-to-text and speech-to-text-translate.
+
+Both flows are the same five endpoints under another prefix; they differ in the job
+parameter type and in where ``ptu_id`` is accepted. Each public method validates its input
+locally (InvalidParameterError before anything is sent), then goes through the client's one
+request path. Method names match the official SDK so that migrating is an import change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+
+from ._retry import RetryPolicy
+from ._transport import Endpoint
+from .errors import InvalidParameterError
+from .models import (
+    BulkJobCallback,
+    BulkJobInitResponse,
+    FilesDownloadResponse,
+    FilesRequest,
+    FilesUploadResponse,
+    InitiateRequest,
+    JobStatusResponse,
+    SpeechToTextJobParameters,
+    SpeechToTextTranslateJobParameters,
+    check_file_names,
+)
+
+if TYPE_CHECKING:
+    from ._client import AsyncSarvam
+    from .jobs import BatchJob
+
+__all__ = ["SpeechToTextJobResource", "SpeechToTextTranslateJobResource"]
+
+P = TypeVar("P", SpeechToTextJobParameters, SpeechToTextTranslateJobParameters)
+
+
+@dataclass(frozen=True)
+class _Endpoints:
+    initiate: Endpoint[BulkJobInitResponse]
+    upload: Endpoint[FilesUploadResponse]
+    start: Endpoint[JobStatusResponse]
+    status: Endpoint[JobStatusResponse]
+    download: Endpoint[FilesDownloadResponse]
+
+
+def _endpoints(prefix: str) -> _Endpoints:
+    return _Endpoints(
+        # initiate creates a job: a retry after the request went out could create two.
+        initiate=Endpoint("initiate", "POST", prefix, BulkJobInitResponse, idempotent=False),
+        upload=Endpoint("upload-files", "POST", f"{prefix}/upload-files", FilesUploadResponse),
+        # start is refused the second time: only retried when the server refused it.
+        start=Endpoint(
+            "start", "POST", f"{prefix}/{{job_id}}/start", JobStatusResponse, idempotent=False
+        ),
+        status=Endpoint("status", "GET", f"{prefix}/{{job_id}}/status", JobStatusResponse),
+        download=Endpoint(
+            "download-files", "POST", f"{prefix}/download-files", FilesDownloadResponse
+        ),
+    )
+
+
+def _query(ptu_id: int | None) -> dict[str, str] | None:
+    if ptu_id is None:
+        return None
+    if isinstance(ptu_id, bool) or not isinstance(ptu_id, int):
+        raise InvalidParameterError("ptu_id", f"must be an integer, got {ptu_id!r}")
+    return {"ptu_id": str(ptu_id)}
+
+
+def _job_id(job_id: str) -> str:
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidParameterError("job_id", "must be a non-empty string")
+    return job_id
+
+
+def _files(job_id: str, files: Sequence[str], *, upload: bool) -> FilesRequest:
+    if isinstance(files, str):
+        raise InvalidParameterError("files", "give a list of file names, not one string")
+    names = list(files)
+    if upload:
+        check_file_names(names)
+    elif not names or len(set(names)) != len(names):
+        raise InvalidParameterError("files", "give one or more unique output file names")
+    return FilesRequest(job_id=_job_id(job_id), files=names)
+
+
+def _convert(value: Any, type_: type[Any], field: str) -> Any:
+    if value is None or isinstance(value, type_):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidParameterError(field, f"expected {type_.__name__} or a mapping")
+    try:
+        return msgspec.convert(dict(value), type_)
+    except msgspec.ValidationError as exc:
+        raise InvalidParameterError(field, str(exc)) from None
+
+
+class _JobResource(Generic[P]):
+    """Shared implementation of both flows; use the concrete subclasses."""
+
+    _params_type: type[P]
+    _ep: _Endpoints
+    flow: str
+
+    def __init__(self, client: AsyncSarvam) -> None:
+        self.client: AsyncSarvam = client
+        self._transport = client._transport
+
+    async def _initialise(
+        self,
+        job_parameters: P | Mapping[str, Any],
+        callback: BulkJobCallback | Mapping[str, Any] | None,
+        ptu_id: int | None,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+    ) -> BulkJobInitResponse:
+        body = InitiateRequest(
+            job_parameters=_convert(job_parameters, self._params_type, "job_parameters"),
+            callback=_convert(callback, BulkJobCallback, "callback"),
+        )
+        return await self._transport.request(
+            self._ep.initiate, query=_query(ptu_id), body=body, timeout=timeout, retry=retry
+        )
+
+    async def _get_upload_links(
+        self,
+        job_id: str,
+        files: Sequence[str],
+        ptu_id: int | None,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+    ) -> FilesUploadResponse:
+        body = _files(job_id, files, upload=True)
+        return await self._transport.request(
+            self._ep.upload, query=_query(ptu_id), body=body, timeout=timeout, retry=retry
+        )
+
+    async def start(
+        self,
+        job_id: str,
+        *,
+        ptu_id: int | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> JobStatusResponse:
+        """Start a job whose files are uploaded; returns its status (``Pending``).
+
+        Not retried after a dropped connection once sent (the job may have started; check
+        ``get_status``). Raises BadRequestError if already started, NotFoundError if unknown.
+        """
+        return await self._transport.request(
+            self._ep.start,
+            job_id=_job_id(job_id),
+            query=_query(ptu_id),
+            timeout=timeout,
+            retry=retry,
+        )
+
+    async def get_status(
+        self, job_id: str, *, timeout: float | None = None, retry: RetryPolicy | None = None
+    ) -> JobStatusResponse:
+        """The job's current status. It never holds transcripts: see ``get_download_links``.
+
+        Raises NotFoundError for an unknown job id.
+        """
+        return await self._transport.request(
+            self._ep.status, job_id=_job_id(job_id), timeout=timeout, retry=retry
+        )
+
+    async def _get_download_links(
+        self,
+        job_id: str,
+        files: Sequence[str],
+        ptu_id: int | None,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+    ) -> FilesDownloadResponse:
+        body = _files(job_id, files, upload=False)
+        return await self._transport.request(
+            self._ep.download, query=_query(ptu_id), body=body, timeout=timeout, retry=retry
+        )
+
+    async def get_job(self, job_id: str) -> BatchJob:
+        """Re-attach to an existing job by id (no request is made)."""
+        from .jobs import BatchJob
+
+        return BatchJob(self, _job_id(job_id))
+
+    async def create_job(
+        self,
+        job_parameters: P | Mapping[str, Any] | None = None,
+        *,
+        callback: BulkJobCallback | Mapping[str, Any] | None = None,
+        ptu_id: int | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> BatchJob:
+        """Initiate a job and return a handle to upload, start, wait and download it."""
+        from .jobs import BatchJob
+
+        params = job_parameters if job_parameters is not None else self._params_type()
+        init = await self._initialise(params, callback, ptu_id, timeout, retry)
+        return BatchJob(self, init.job_id, storage=init.storage_container_type, ptu_id=ptu_id)
+
+
+class SpeechToTextJobResource(_JobResource[SpeechToTextJobParameters]):
+    """``client.speech_to_text_job``: the speech-to-text batch flow.
+
+    ``ptu_id`` is accepted by ``start`` only (as in the API).
+    """
+
+    _params_type = SpeechToTextJobParameters
+    _ep = _endpoints("/speech-to-text/job/v1")
+    flow = "stt"
+
+    async def initialise(
+        self,
+        *,
+        job_parameters: SpeechToTextJobParameters | Mapping[str, Any],
+        callback: BulkJobCallback | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> BulkJobInitResponse:
+        """Create a job (state ``Accepted``); unset parameters are omitted, never ``null``.
+
+        Raises InvalidParameterError for bad parameters before sending. Retried on 429/503
+        only: after a dropped connection the job may exist, so it is not sent again.
+        """
+        return await self._initialise(job_parameters, callback, None, timeout, retry)
+
+    async def get_upload_links(
+        self,
+        *,
+        job_id: str,
+        files: Sequence[str],
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> FilesUploadResponse:
+        """Presigned PUT URLs for 1-20 unique input file names (not paths)."""
+        return await self._get_upload_links(job_id, files, None, timeout, retry)
+
+    async def get_download_links(
+        self,
+        *,
+        job_id: str,
+        files: Sequence[str],
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> FilesDownloadResponse:
+        """Presigned GET URLs for output names (``"0.json"``) of a finished job.
+
+        Output names come from ``job_details[].outputs[].file_name`` of the job's status.
+        """
+        return await self._get_download_links(job_id, files, None, timeout, retry)
+
+
+class SpeechToTextTranslateJobResource(_JobResource[SpeechToTextTranslateJobParameters]):
+    """``client.speech_to_text_translate_job``: speech to English text, as a batch.
+
+    ``ptu_id`` is accepted by initialise, get_upload_links, start and get_download_links.
+    """
+
+    _params_type = SpeechToTextTranslateJobParameters
+    _ep = _endpoints("/speech-to-text-translate/job/v1")
+    flow = "translate"
+
+    async def initialise(
+        self,
+        *,
+        job_parameters: SpeechToTextTranslateJobParameters | Mapping[str, Any],
+        callback: BulkJobCallback | Mapping[str, Any] | None = None,
+        ptu_id: int | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> BulkJobInitResponse:
+        """Create a translate job (state ``Accepted``); see the STT ``initialise``."""
+        return await self._initialise(job_parameters, callback, ptu_id, timeout, retry)
+
+    async def get_upload_links(
+        self,
+        *,
+        job_id: str,
+        files: Sequence[str],
+        ptu_id: int | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> FilesUploadResponse:
+        """Presigned PUT URLs for 1-20 unique input file names (not paths)."""
+        return await self._get_upload_links(job_id, files, ptu_id, timeout, retry)
+
+    async def get_download_links(
+        self,
+        *,
+        job_id: str,
+        files: Sequence[str],
+        ptu_id: int | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> FilesDownloadResponse:
+        """Presigned GET URLs for output names (``"0.json"``) of a finished job."""
+        return await self._get_download_links(job_id, files, ptu_id, timeout, retry)

@@ -1,0 +1,219 @@
+"""Presigned-URL traffic: streaming uploads from disk and atomic streaming downloads.
+
+Storage requests never carry the API key (it is only ever a per-request header of API
+calls). They are retried with the client's policy on connection errors, 408, 429 and 5xx;
+every attempt opens a fresh body. Failures surface as StorageError naming the file, never
+the URL: its query string is a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import aiohttp
+
+from . import _constants as C
+from ._retry import RetryPolicy
+from ._transport import status_error
+from .errors import APIConnectionError, APIStatusError, APITimeoutError, StorageError
+from .models import StorageContainerType
+
+__all__ = ["content_type_for", "download_to", "storage_policy", "upload_from"]
+
+STORAGE_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+_CONTENT_TYPES = {
+    ".wav": "audio/wav",
+    ".wave": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".mp4": "audio/mp4",
+    ".aac": "audio/aac",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/opus",
+    ".flac": "audio/flac",
+    ".webm": "audio/webm",
+    ".amr": "audio/amr",
+    ".wma": "audio/x-ms-wma",
+    ".aif": "audio/aiff",
+    ".aiff": "audio/aiff",
+    ".pcm": "application/octet-stream",
+}
+
+
+def content_type_for(name: str) -> str:
+    """The audio MIME type for a file name, by extension (a fixed table, same everywhere)."""
+    return _CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
+
+
+def storage_policy(policy: RetryPolicy) -> RetryPolicy:
+    """The client's policy with the statuses storage services ask to retry."""
+    return dataclasses.replace(policy, retry_statuses=STORAGE_RETRY_STATUSES)
+
+
+def _timeout() -> aiohttp.ClientTimeout:
+    # No total limit (a large file takes as long as it takes); abandon a silent socket.
+    return aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=C.STORAGE_READ_TIMEOUT)
+
+
+async def _file_chunks(path: Path, on_bytes: Callable[[int], None] | None) -> AsyncIterator[bytes]:
+    """Read ``path`` in chunks off the event loop; constant memory whatever its size."""
+    f = await asyncio.to_thread(path.open, "rb")
+    try:
+        while True:
+            chunk = await asyncio.to_thread(f.read, C.STORAGE_CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+    finally:
+        await asyncio.to_thread(f.close)
+
+
+async def _send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    name: str,
+    *,
+    headers: dict[str, str] | None = None,
+    data: AsyncIterator[bytes] | None = None,
+    sink: Callable[[aiohttp.ClientResponse], Awaitable[None]] | None = None,
+) -> None:
+    """One storage attempt; raises APIStatusError / APIConnectionError for the policy."""
+    try:
+        async with session.request(
+            method, url, data=data, headers=headers, timeout=_timeout()
+        ) as resp:
+            if not 200 <= resp.status < 300:
+                body = await resp.read()
+                raise status_error(resp.status, body, resp.headers, reason=resp.reason)
+            if sink is not None:
+                await sink(resp)
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise APITimeoutError(f"{method} of {name} timed out") from exc
+    except aiohttp.ClientError as exc:
+        raise APIConnectionError(f"{method} of {name} failed: {type(exc).__name__}") from exc
+
+
+async def _with_retries(
+    attempt: Callable[[], Awaitable[None]], policy: RetryPolicy, name: str, what: str
+) -> None:
+    started = policy.clock()
+    try:
+        try:
+            await attempt()
+        except (APIStatusError, APIConnectionError) as exc:
+            if not policy.should_retry(exc):
+                raise
+            await policy.run(attempt, exc, started=started, describe=f"{what} {name}")
+    except APIStatusError as exc:
+        raise StorageError(
+            f"{what} failed with HTTP {exc.status_code} ({exc.message})"
+            + (f" after {exc.attempts} attempts" if exc.attempts > 1 else ""),
+            file_name=name,
+            status_code=exc.status_code,
+        ) from None
+    except APIConnectionError as exc:
+        raise StorageError(
+            f"{what} failed: {exc.message}"
+            + (f" after {exc.attempts} attempts" if exc.attempts > 1 else ""),
+            file_name=name,
+        ) from None
+
+
+async def upload_from(
+    session: aiohttp.ClientSession,
+    url: str,
+    path: Path,
+    *,
+    name: str,
+    storage: StorageContainerType,
+    policy: RetryPolicy,
+    on_bytes: Callable[[int], None] | None = None,
+) -> int:
+    """PUT ``path`` to a presigned URL, streamed from disk; returns the bytes sent.
+
+    Sends ``Content-Type`` from the extension, ``Content-Length``, and
+    ``x-ms-blob-type: BlockBlob`` for Azure storage only. Raises StorageError (with
+    ``status_code`` 403 when the signature has expired: fetch fresh links and retry).
+    """
+    try:
+        size = (await asyncio.to_thread(path.stat)).st_size
+    except OSError as exc:
+        raise StorageError(f"cannot read the file: {exc.strerror}", file_name=name) from None
+    headers = {"Content-Type": content_type_for(name), "Content-Length": str(size)}
+    if storage.is_azure:
+        headers["x-ms-blob-type"] = "BlockBlob"
+    sent = 0
+
+    def count(n: int) -> None:
+        nonlocal sent
+        sent += n
+        if on_bytes is not None:
+            on_bytes(n)
+
+    async def attempt() -> None:
+        nonlocal sent
+        if sent and on_bytes is not None:
+            on_bytes(-sent)  # a retry starts over: take back what the failed try reported
+        sent = 0
+        await _send(session, "PUT", url, name, headers=headers, data=_file_chunks(path, count))
+
+    await _with_retries(attempt, policy, name, "upload")
+    return size
+
+
+async def download_to(
+    session: aiohttp.ClientSession,
+    url: str,
+    dest: Path,
+    *,
+    name: str,
+    policy: RetryPolicy,
+) -> int:
+    """GET a presigned URL into ``dest`` atomically; returns the bytes written.
+
+    Streams to a hidden temporary file beside ``dest``, fsyncs it and renames it into
+    place, so a crash never leaves a half-written file under the final name. Raises
+    StorageError.
+    """
+    written = 0
+
+    async def sink(resp: aiohttp.ClientResponse) -> None:
+        nonlocal written
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        f = await asyncio.to_thread(tmp.open, "wb")
+        try:
+            written = 0
+            async for chunk in resp.content.iter_chunked(C.STORAGE_CHUNK_SIZE):
+                await asyncio.to_thread(f.write, chunk)
+                written += len(chunk)
+            await asyncio.to_thread(_flush_close, f)
+            await asyncio.to_thread(os.replace, tmp, dest)
+        except BaseException:
+            f.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    async def attempt() -> None:
+        await _send(session, "GET", url, name, sink=sink)
+
+    await _with_retries(attempt, policy, name, "download")
+    return written
+
+
+def _flush_close(f: BinaryIO) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()

@@ -1,0 +1,300 @@
+"""The one request path of the API: send -> classify -> decode, then retry if worth it.
+
+Every endpoint of both flows is an :class:`Endpoint` (method, path template, response
+decoder, idempotency) sent through :meth:`Transport.request`. The first attempt runs
+straight through; only a retryable failure enters the tenacity loop in ``_retry``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+
+from ._limiter import AdaptiveLimiter
+from ._retry import RetryPolicy, parse_retry_after
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    BadGatewayError,
+    BadRequestError,
+    ConflictError,
+    ContentTooLargeError,
+    ForbiddenError,
+    GatewayTimeoutError,
+    InternalServerError,
+    MethodNotAllowedError,
+    NotFoundError,
+    ResponseValidationError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UnprocessableEntityError,
+)
+from .models import ErrorMessage
+
+__all__ = ["Endpoint", "Transport", "decoder_for", "encoder"]
+
+T = TypeVar("T")
+
+encoder = msgspec.json.Encoder()
+"""The one JSON encoder of the package (encoders are not type-specific)."""
+
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def decoder_for(type_: type[T]) -> msgspec.json.Decoder[T]:
+    """The shared JSON decoder of ``type_`` (built once per type)."""
+    dec = _decoders.get(type_)
+    if dec is None:
+        dec = _decoders[type_] = msgspec.json.Decoder(type_)
+    return dec
+
+
+_error_decoder = decoder_for(ErrorMessage)
+_BODY_KEEP = 2048  # characters of an error body kept on the exception
+_PATH_RE = re.compile(r"at `(\$[^`]*)`")
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    405: MethodNotAllowedError,
+    409: ConflictError,
+    413: ContentTooLargeError,
+    422: UnprocessableEntityError,
+    429: TooManyRequestsError,
+    500: InternalServerError,
+    502: BadGatewayError,
+    503: ServiceUnavailableError,
+    504: GatewayTimeoutError,
+}
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[T]):
+    """One API operation: method, path template (``{job_id}`` escaped in), response type.
+
+    ``idempotent=False`` (initiate, start) forbids retrying once the request may have
+    reached the server; refusals (429/503) are still retried.
+    """
+
+    name: str
+    method: str
+    path: str
+    response: type[T]
+    idempotent: bool = True
+
+    @property
+    def describe(self) -> str:
+        """``METHOD /path/template``: safe for logs and messages."""
+        return f"{self.method} {self.path}"
+
+
+def status_error(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    method: str = "",
+    path: str = "",
+    reason: str | None = None,
+) -> APIStatusError:
+    """Build the typed error of a non-2xx answer, whatever shape its body has."""
+    code: str | None = None
+    request_id: str | None = None
+    message = ""
+    try:
+        env = _error_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        env = None
+    if env is not None:
+        message = env.error.message
+        code = env.error.code.value if env.error.code is not None else None
+        request_id = env.error.request_id or None
+    text = body[:_BODY_KEEP].decode("utf-8", "replace")
+    if not message:
+        ctype = headers.get("content-type", "").split(";")[0].strip() or "no content type"
+        if not body:
+            message = f"empty answer ({reason or 'no reason given'})"
+        elif ctype == "application/json":
+            message = f"unrecognised JSON error body ({reason or 'no reason given'})"
+        else:
+            message = f"non-JSON answer ({ctype}), likely from a proxy or gateway"
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if request_id is None:
+        request_id = lowered.get("x-request-id") or lowered.get("request-id")
+    cls = _STATUS_ERRORS.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIStatusError
+    return cls(
+        message,
+        status_code=status,
+        code=code,
+        request_id=request_id,
+        body=text,
+        headers=lowered,
+        retry_after=parse_retry_after(lowered),
+        method=method,
+        path=path,
+    )
+
+
+class Transport:
+    """Sends API requests on the client's session; see the module docstring.
+
+    ``session`` is a zero-argument callable returning the live ``aiohttp.ClientSession``
+    (the client creates it lazily). Raises the typed errors of ``sarvam_async.errors`` only.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: Callable[[], aiohttp.ClientSession],
+        base_url: str,
+        headers: Mapping[str, str],
+        timeout: float | None,
+        retry: RetryPolicy,
+        limiter: AdaptiveLimiter,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._headers = dict(headers)
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.retry = retry
+        self.limiter = limiter
+
+    async def request(
+        self,
+        endpoint: Endpoint[T],
+        *,
+        job_id: str | None = None,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> T:
+        """Send one API call and return its decoded answer; retries per the policy.
+
+        Raises APIStatusError subclasses, APIConnectionError / APITimeoutError or
+        ResponseValidationError, with ``attempts`` set.
+        """
+        path = endpoint.path
+        if job_id is not None:
+            path = path.replace("{job_id}", quote(job_id, safe=""))
+        url = self._base + path
+        data = None if body is None else encoder.encode(body)
+        headers = self._headers if data is None else self._json_headers
+        client_timeout = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        policy = self.retry if retry is None else retry
+
+        made = 0
+
+        async def attempt() -> T:
+            nonlocal made
+            made += 1
+            return await self._attempt(endpoint, url, query, data, headers, client_timeout)
+
+        started = policy.clock()
+        try:
+            return await attempt()
+        except (APIStatusError, APIConnectionError) as exc:
+            if not policy.enabled or not policy.should_retry(exc, idempotent=endpoint.idempotent):
+                raise
+            first = exc
+        try:
+            return await policy.run(
+                attempt,
+                first,
+                started=started,
+                idempotent=endpoint.idempotent,
+                describe=endpoint.describe,
+            )
+        finally:
+            self.limiter.retries += made - 1
+
+    async def _attempt(
+        self,
+        endpoint: Endpoint[T],
+        url: str,
+        query: Mapping[str, str] | None,
+        data: bytes | None,
+        headers: Mapping[str, str],
+        timeout: aiohttp.ClientTimeout,
+    ) -> T:
+        limiter = self.limiter
+        ticket = await limiter.acquire()
+        status = 0
+        retry_after: float | None = None
+        try:
+            async with self._session().request(
+                endpoint.method, url, params=query, data=data, headers=headers, timeout=timeout
+            ) as resp:
+                status = resp.status
+                raw = await resp.read()
+                if not 200 <= status < 300:
+                    err = status_error(
+                        status,
+                        raw,
+                        resp.headers,
+                        method=endpoint.method,
+                        path=endpoint.path,
+                        reason=resp.reason,
+                    )
+                    retry_after = err.retry_after
+                    raise err
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise APITimeoutError(
+                "timed out connecting to the API; check the network or raise timeout=",
+                request_sent=False,
+                method=endpoint.method,
+                path=endpoint.path,
+            ) from exc
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise APITimeoutError(
+                "the API did not answer in time; raise timeout= if calls are slow",
+                request_sent=True,
+                method=endpoint.method,
+                path=endpoint.path,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise APIConnectionError(
+                f"could not connect to the API ({exc.os_error.strerror or exc.os_error}); "
+                "check base_url and the network",
+                request_sent=False,
+                method=endpoint.method,
+                path=endpoint.path,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise APIConnectionError(
+                f"connection to the API failed ({type(exc).__name__}); it is retried "
+                "when safe, check the network if it persists",
+                request_sent=True,
+                method=endpoint.method,
+                path=endpoint.path,
+            ) from exc
+        finally:
+            limiter.release(ticket, status, retry_after)
+        try:
+            return decoder_for(endpoint.response).decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            match = _PATH_RE.search(str(exc))
+            raise ResponseValidationError(
+                f"the API's answer does not match the documented schema: {exc}. "
+                "Please report it with the request id",
+                json_path=match.group(1) if match else None,
+                status_code=status,
+                request_id=resp.headers.get("x-request-id"),
+                body=raw[:_BODY_KEEP].decode("utf-8", "replace"),
+                method=endpoint.method,
+                path=endpoint.path,
+            ) from exc

@@ -1,0 +1,336 @@
+"""Every failure sarvam_async can raise, as one tree.
+
+::
+
+    SarvamError                      base of everything below
+    ├── ConfigurationError           no API key, bad base URL, bad option value
+    ├── InvalidParameterError        a request field breaks a documented limit (also ValueError)
+    ├── ClientClosedError            the client was used after ``aclose()``
+    ├── APIError                     anything that went wrong talking to the API
+    │   ├── APIStatusError           the API answered non-2xx (unmapped 4xx land here)
+    │   │   ├── BadRequestError              400
+    │   │   ├── UnauthorizedError            401
+    │   │   ├── ForbiddenError               403 (bad or missing API key)
+    │   │   ├── NotFoundError                404 (unknown job id)
+    │   │   ├── MethodNotAllowedError        405
+    │   │   ├── ConflictError                409
+    │   │   ├── ContentTooLargeError         413
+    │   │   ├── UnprocessableEntityError     422
+    │   │   ├── TooManyRequestsError         429 (``retry_after``, ``quota_exhausted``)
+    │   │   └── InternalServerError          500 and every unmapped 5xx
+    │   │       ├── BadGatewayError          502
+    │   │       ├── ServiceUnavailableError  503
+    │   │       └── GatewayTimeoutError      504
+    │   ├── APIConnectionError       no usable answer: refused, reset, dropped
+    │   │   └── APITimeoutError      the attempt ran out of time
+    │   └── ResponseValidationError  a 2xx body that does not decode (keeps the JSON path)
+    ├── StorageError                 a presigned-URL upload or download failed (names the file)
+    ├── UnsafeFileNameError          the server named an output outside the output folder
+    └── JobError                     a batch job could not be driven to its end
+        ├── JobTimeoutError          waiting ran past its deadline (``last_status``)
+        └── ManifestError            a resume manifest is unreadable or belongs to other inputs
+
+Every message says what to do next. None contains the API key or a presigned URL's query
+string: both are credentials.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import JobStatusResponse
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "BadGatewayError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConflictError",
+    "ContentTooLargeError",
+    "ForbiddenError",
+    "GatewayTimeoutError",
+    "InternalServerError",
+    "InvalidParameterError",
+    "JobError",
+    "JobTimeoutError",
+    "ManifestError",
+    "MethodNotAllowedError",
+    "NotFoundError",
+    "ResponseValidationError",
+    "SarvamError",
+    "ServiceUnavailableError",
+    "StorageError",
+    "TooManyRequestsError",
+    "UnauthorizedError",
+    "UnprocessableEntityError",
+    "UnsafeFileNameError",
+]
+
+
+class SarvamError(Exception):
+    """Base class of every exception raised by sarvam_async."""
+
+
+class ConfigurationError(SarvamError):
+    """The client was configured in a way that cannot work (for example no API key)."""
+
+
+class InvalidParameterError(SarvamError, ValueError):
+    """A request field breaks a limit the API documents; raised before anything is sent.
+
+    ``field`` names the offending field (``"job_parameters.keyterms"``, ``"files"``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class ClientClosedError(SarvamError, RuntimeError):
+    """The client was used after ``aclose()``; create a new ``AsyncSarvam``."""
+
+
+class APIError(SarvamError):
+    """Anything that went wrong talking to the API.
+
+    ``method`` and ``path`` name the endpoint (the path template, never a URL with secrets);
+    ``attempts`` is how many attempts were made before giving up.
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", attempts: int = 1):
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.path = path
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}: " if self.method else ""
+        tries = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+        return f"{where}{self.message}{tries}"
+
+
+class APIStatusError(APIError):
+    """The API answered with a non-2xx status.
+
+    Attributes: ``status_code``, ``code`` (the envelope's ``error.code``, or ``None``),
+    ``message``, ``request_id`` (quote it to support), ``body`` (the raw text, truncated),
+    ``headers``, ``retry_after`` (seconds the server asked to wait, if it said) and
+    ``attempts``.
+    """
+
+    hint = "See the message; quote the request id to Sarvam support if it persists."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        request_id: str | None = None,
+        body: str = "",
+        headers: dict[str, str] | None = None,
+        retry_after: float | None = None,
+        method: str = "",
+        path: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, method=method, path=path, attempts=attempts)
+        self.retry_after = retry_after
+        self.status_code = status_code
+        self.code = code
+        self.request_id = request_id
+        self.body = body
+        self.headers = headers or {}
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path} -> " if self.method else ""
+        code = f" {self.code}" if self.code else ""
+        rid = f" [request_id={self.request_id}]" if self.request_id else ""
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        text = f"{where}HTTP {self.status_code}{code}: {self.message}{rid}{tries}. {self.hint}"
+        if self.retry_after is not None:
+            text += f" The server asked to wait {self.retry_after:g}s."
+        return text
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the request's content."""
+
+    hint = "Fix the request parameters named in the message."
+
+
+class UnauthorizedError(APIStatusError):
+    """401: the request carried no usable credentials."""
+
+    hint = "Pass api_key= or set SARVAM_API_KEY."
+
+
+class ForbiddenError(APIStatusError):
+    """403: the API key is missing, wrong or not allowed to do this."""
+
+    hint = "Check the key passed as api_key= or in SARVAM_API_KEY."
+
+
+class NotFoundError(APIStatusError):
+    """404: the job (or path) does not exist."""
+
+    hint = "Check the job id; jobs belong to the account that created them."
+
+
+class MethodNotAllowedError(APIStatusError):
+    """405: the endpoint does not accept this method (download-files is POST only)."""
+
+    hint = "This is a client bug or a wrong base_url; please report it."
+
+
+class ConflictError(APIStatusError):
+    """409: the request conflicts with the job's current state."""
+
+    hint = "Fetch the job status and act on its current state."
+
+
+class ContentTooLargeError(APIStatusError):
+    """413: the request body is too large."""
+
+    hint = "Send fewer or smaller items per request."
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the body did not match the API's schema."""
+
+    hint = "Check field names and types against the API reference."
+
+
+class TooManyRequestsError(APIStatusError):
+    """429: rate limited, or (``quota_exhausted``) the account has no credits left.
+
+    ``retry_after`` is the server's requested wait in seconds, when it sent one. A quota
+    error is never retried: waiting does not bring credits back.
+    """
+
+    hint = "Lower concurrency or pass rate_limit= to match the plan."
+
+    @property
+    def quota_exhausted(self) -> bool:
+        """True when the account is out of credits (``insufficient_quota_error``)."""
+        return self.code == "insufficient_quota_error"
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.quota_exhausted:
+            return text.replace(self.hint, "The account is out of credits; top it up.")
+        return text
+
+
+class InternalServerError(APIStatusError):
+    """500 or an unmapped 5xx: the API failed."""
+
+    hint = "Retry later; quote the request id to Sarvam support if it persists."
+
+
+class BadGatewayError(InternalServerError):
+    """502: a proxy in front of the API failed."""
+
+
+class ServiceUnavailableError(InternalServerError):
+    """503: the API is overloaded; retried by the default policy."""
+
+
+class GatewayTimeoutError(InternalServerError):
+    """504: a proxy in front of the API timed out."""
+
+
+class APIConnectionError(APIError):
+    """No usable answer: the connection was refused, reset or dropped.
+
+    ``request_sent`` is False when the request certainly never reached the server (so a
+    non-idempotent call may be retried safely).
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.request_sent = request_sent
+
+
+class APITimeoutError(APIConnectionError):
+    """An attempt ran past its timeout; raise ``timeout=`` or check the network."""
+
+
+class ResponseValidationError(APIError):
+    """A 2xx answer whose body does not decode into the documented schema.
+
+    ``json_path`` is where decoding failed (``$.job_details[3].state``); ``status_code``
+    and ``request_id`` identify the answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        json_path: str | None = None,
+        status_code: int = 0,
+        request_id: str | None = None,
+        body: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.json_path = json_path
+        self.status_code = status_code
+        self.request_id = request_id
+        self.body = body
+
+
+class StorageError(SarvamError):
+    """A presigned-URL upload or download failed.
+
+    ``file_name`` names the file, ``status_code`` the storage answer (0 when there was
+    none). The signed URL is never included: its query string is a credential.
+    """
+
+    def __init__(self, message: str, *, file_name: str, status_code: int = 0) -> None:
+        super().__init__(f"{file_name}: {message}")
+        self.file_name = file_name
+        self.status_code = status_code
+
+
+class UnsafeFileNameError(SarvamError, ValueError):
+    """The server returned an output name that is not a plain file name; nothing was written."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"refusing output file name {name!r}: not a plain file name "
+            "(path separators, '..', absolute paths and NUL are rejected)"
+        )
+        self.name = name
+
+
+class JobError(SarvamError):
+    """A batch job could not be driven to its end; ``job_id`` names it."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class JobTimeoutError(JobError, TimeoutError):
+    """Waiting for a job ran past its deadline; the job itself keeps running.
+
+    ``last_status`` is the last status seen. Keep the job id and call ``get_job(job_id)``
+    later to resume waiting.
+    """
+
+    def __init__(
+        self, message: str, *, job_id: str | None, last_status: JobStatusResponse | None
+    ) -> None:
+        super().__init__(message, job_id=job_id)
+        self.last_status = last_status
+
+
+class ManifestError(JobError):
+    """A resume manifest cannot be used (unreadable, or written for other inputs)."""
