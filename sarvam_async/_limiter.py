@@ -168,6 +168,7 @@ class AdaptiveLimiter:
         self._in_flight -= 1
         if 200 <= status < 300:
             self.successes += 1
+        if 200 <= status < 500 and status != 429:  # the server took the request at this pace
             gain = self._slow_start_gain if self.slow_start else self._increase
             self.rate = min(self._max_rate, self.rate + gain)
         elif status in _THROTTLE_STATUSES:

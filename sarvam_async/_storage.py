@@ -64,19 +64,19 @@ def _timeout() -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=C.STORAGE_READ_TIMEOUT)
 
 
-async def _file_chunks(path: Path, on_bytes: Callable[[int], None] | None) -> AsyncIterator[bytes]:
-    """Read ``path`` in chunks off the event loop; constant memory whatever its size."""
-    f = await asyncio.to_thread(path.open, "rb")
-    try:
-        while True:
-            chunk = await asyncio.to_thread(f.read, C.STORAGE_CHUNK_SIZE)
-            if not chunk:
-                return
-            yield chunk
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-    finally:
-        await asyncio.to_thread(f.close)
+async def _file_chunks(f: BinaryIO, on_bytes: Callable[[int], None] | None) -> AsyncIterator[bytes]:
+    """Read an open file in chunks off the event loop; constant memory whatever its size.
+
+    The caller owns (and closes) the file: aiohttp may stop iterating once it has sent
+    Content-Length bytes, so this generator cannot be relied on to reach its end.
+    """
+    while True:
+        chunk = await asyncio.to_thread(f.read, C.STORAGE_CHUNK_SIZE)
+        if not chunk:
+            return
+        yield chunk
+        if on_bytes is not None:
+            on_bytes(len(chunk))
 
 
 async def _send(
@@ -167,7 +167,14 @@ async def upload_from(
         if sent and on_bytes is not None:
             on_bytes(-sent)  # a retry starts over: take back what the failed try reported
         sent = 0
-        await _send(session, "PUT", url, name, headers=headers, data=_file_chunks(path, count))
+        try:
+            f = await asyncio.to_thread(path.open, "rb")  # a fresh body for every attempt
+        except OSError as exc:
+            raise StorageError(f"cannot read the file: {exc.strerror}", file_name=name) from None
+        try:
+            await _send(session, "PUT", url, name, headers=headers, data=_file_chunks(f, count))
+        finally:
+            f.close()  # waits for a read still running in a worker thread (buffered lock)
 
     await _with_retries(attempt, policy, name, "upload")
     return size

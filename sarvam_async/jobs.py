@@ -571,13 +571,13 @@ async def transcribe_files(
                 requeue=_requeue,
             ):
                 queue.put_nowait(outcome)
-        except BaseException as exc:
-            if isinstance(exc, Exception) and not _is_fatal(exc):
+        except Exception as exc:  # cancellation passes through
+            if _is_fatal(exc):
+                fatal.append(exc)
+            else:
                 for name, path in work.inputs:
                     _emit(progress, "file_failed", job_id=work.job_id, file=name)
                     queue.put_nowait(FileOutcome(name, path, work.job_id, ok=False, error=str(exc)))
-            else:
-                fatal.append(exc)
         finally:
             outstanding -= 1
             queue.put_nowait(_DONE)  # wake the consumer to re-check
