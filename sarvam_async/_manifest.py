@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from ._transport import encoder
 from .errors import ManifestError
 
 __all__ = ["Manifest", "ManifestState"]
@@ -47,8 +48,7 @@ class FileEntry(_Entry, tag="file"):
 
 
 _Line = JobEntry | StartedEntry | FileEntry
-_decoder = msgspec.json.Decoder(_Line)
-_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[_Line] = msgspec.json.Decoder(_Line)
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Manifest:
 
     async def record(self, entry: _Line) -> None:
         """Append one entry and fsync it before returning."""
-        line = _encoder.encode(entry) + b"\n"
+        line = encoder.encode(entry) + b"\n"
         async with self._lock:
             await asyncio.to_thread(self._append, line)
 

@@ -23,6 +23,7 @@ import msgspec
 from . import _constants as C
 from ._manifest import FileEntry, JobEntry, Manifest, StartedEntry
 from ._storage import download_to, storage_policy, upload_from
+from ._transport import decoder_for
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("sarvam_async")
-_result_decoder = msgspec.json.Decoder(TranscriptionResult)
+_result_decoder = decoder_for(TranscriptionResult)
 
 ProgressKind = Literal[
     "planned",

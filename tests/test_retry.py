@@ -131,10 +131,12 @@ async def test_deadline_is_never_overshot(emulator: Emulator, fake_time: FakeTim
 async def test_connection_drop_retried_for_idempotent_calls(
     client: AsyncSarvam, emulator: Emulator
 ) -> None:
-    emulator.fail_next("status", drop=True)
+    # download-files is a POST, so aiohttp itself never re-sends it: the retry is ours
+    emulator.fail_next("download-files", drop=True)
     with pytest.raises(errors.NotFoundError):
-        await client.speech_to_text_job.get_status("j")
-    assert len(emulator.calls("status")) == 2
+        await client.speech_to_text_job.get_download_links(job_id="j", files=["0.json"])
+    assert len(emulator.calls("download-files")) == 2
+    assert client.stats.retries == 1
 
 
 async def test_initiate_not_retried_after_drop_but_retried_on_429(
