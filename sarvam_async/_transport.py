@@ -197,20 +197,20 @@ class Transport:
         client_timeout = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
         policy = self.retry if retry is None else retry
 
-        made = 0
+        started = policy.clock()
+        try:  # the happy path: one attempt, no retry machinery built
+            return await self._attempt(endpoint, url, query, data, headers, client_timeout)
+        except (APIStatusError, APIConnectionError) as exc:
+            if not policy.enabled or not policy.should_retry(exc, idempotent=endpoint.idempotent):
+                raise
+            first = exc
+        made = 1
 
         async def attempt() -> T:
             nonlocal made
             made += 1
             return await self._attempt(endpoint, url, query, data, headers, client_timeout)
 
-        started = policy.clock()
-        try:
-            return await attempt()
-        except (APIStatusError, APIConnectionError) as exc:
-            if not policy.enabled or not policy.should_retry(exc, idempotent=endpoint.idempotent):
-                raise
-            first = exc
         try:
             return await policy.run(
                 attempt,
@@ -220,7 +220,7 @@ class Transport:
                 describe=endpoint.describe,
             )
         finally:
-            self.limiter.retries += made - 1
+            self.limiter.retries += made - 1  # attempts beyond the first
 
     async def _attempt(
         self,
