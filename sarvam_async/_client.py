@@ -133,6 +133,11 @@ class AsyncSarvam:
         if session is None:
             connector = aiohttp.TCPConnector(limit=self._pool_size)
             session = self._session = aiohttp.ClientSession(connector=connector)
+        elif session.closed:
+            raise ClientClosedError(
+                "the aiohttp session passed as session= is closed; keep it open while the "
+                "client is in use"
+            )
         self._state = _State.OPEN
         return session
 
@@ -153,6 +158,7 @@ class AsyncSarvam:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        self._limiter.close()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             # shield: a cancelled caller must still not leave the connector open

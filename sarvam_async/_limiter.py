@@ -5,15 +5,18 @@ Every API attempt of a client passes through one :class:`AdaptiveLimiter`:
 * **In flight**: a semaphore sized to the connection pool, so thousands of waiting calls
   queue here, cheaply, instead of in aiohttp's pool where waiting burns the connect timeout.
 * **Rate**: a token bucket whose rate is learned the way TCP learns a congestion window.
-  *Slow start*: from a modest rate, each success adds ``slow_start_gain`` requests/second,
-  so the rate grows exponentially (e-folding in a quarter of a second at full demand) until
-  the first refusal. *Congestion avoidance*: after a refusal, each success adds
-  ``increase`` requests/second (a few per cent a second at full demand), while each 429/503
-  multiplies the rate by ``decrease``, once per burst of refusals (refusals of requests sent
-  before the last cut do not cut again). Several processes sharing an account each back off
-  on their own refusals and settle near the account's limit without talking to each other.
-* **Hold**: a ``Retry-After`` holds every call of the client, not only the refused one,
-  until it has passed.
+  *Slow start*: from a modest 5 requests/s (and a burst of 5), each answer the server
+  accepted raises the rate by ``slow_start_gain`` of itself, so at full demand it grows
+  faster than exponentially and stops mattering within a second or two against a server
+  that never refuses.
+  *Congestion avoidance* begins at the first 429/503: the rate is cut to ``decrease`` of
+  itself, and to no more than the rate the server was actually accepting over the last
+  seconds, once per burst of refusals (refusals of requests sent before the cut do not cut
+  again); then each accepted answer adds ``increase`` requests/second (a few per cent a
+  second at full demand). Several processes sharing an account each back off on their own
+  refusals and settle near the account's limit without talking to each other.
+* **Hold**: a ``Retry-After`` (up to ``max_hold`` seconds) holds every call of the client,
+  not only the refused one, until it has passed.
 
 Waiters are woken in FIFO order by a single timer, never as a herd. When tokens are plenty
 (a server that never refuses) an acquire is a semaphore, a clock read and some arithmetic.
@@ -23,22 +26,27 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import _constants as C
+from .errors import ClientClosedError
+
 __all__ = ["AdaptiveLimiter", "ClientStats"]
 
 _THROTTLE_STATUSES = frozenset({429, 503})
+_GOODPUT_WINDOW = 1.0  # seconds per bucket of the accepted-rate estimate
 
 
 @dataclass(frozen=True)
 class ClientStats:
     """A snapshot of a client's traffic and limiter, from ``client.stats``.
 
-    ``rate_per_minute`` is the pace the limiter currently allows (``None`` while it is
-    unbounded in slow start past ``max_rate``); ``in_flight`` and ``queued`` count API
-    attempts; ``throttled`` counts 429/503 answers; ``retries`` counts retry attempts.
+    ``rate_per_minute`` is the pace the limiter currently allows; ``in_flight`` and
+    ``queued`` count API attempts; ``throttled`` counts 429/503 answers; ``retries`` counts
+    retry attempts; ``slow_start`` is True until the first refusal.
     """
 
     requests: int
@@ -56,8 +64,7 @@ class AdaptiveLimiter:
 
     ``rate_limit`` (requests per minute) starts the rate there and skips slow start, for a
     user who knows their plan. ``adaptive=False`` keeps only the in-flight bound (no pacing,
-    no hold), for tests on a fake clock or when something outside paces the calls. The clock
-    and the loop's timer drive all waiting.
+    no hold), for tests on a fake clock or when something outside paces the calls.
     """
 
     def __init__(
@@ -65,13 +72,14 @@ class AdaptiveLimiter:
         *,
         max_in_flight: int,
         rate_limit: float | None = None,
-        initial_rate: float = 2.0,
+        initial_rate: float = 5.0,
         min_rate: float = 1.0 / 60.0,
         max_rate: float = 1e6,
-        slow_start_gain: float = 4.0,
+        slow_start_gain: float = 0.5,
         increase: float = 0.05,
         decrease: float = 0.7,
         burst_seconds: float = 0.05,
+        max_hold: float = C.RETRY_MAX_RETRY_AFTER,
         adaptive: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -85,14 +93,20 @@ class AdaptiveLimiter:
         self._increase = increase
         self._decrease = decrease
         self._burst_seconds = burst_seconds
+        self._max_hold = max_hold
         self._clock = clock
-        self._tokens = 1.0
+        # Slow start may spend one second's worth at once; a known plan starts with one token.
+        self._tokens = self.rate if self.slow_start else 1.0
         self._last = clock()
         self._blocked_until = 0.0
         self._epoch = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
         self._in_flight = 0
+        self._window_start = self._last
+        self._window_accepted = 0
+        self._accepted_rate = 0.0
         self.requests = 0
         self.successes = 0
         self.throttled = 0
@@ -101,9 +115,14 @@ class AdaptiveLimiter:
     # ---------------------------------------------------------------- acquiring
 
     async def acquire(self) -> int:
-        """Wait for a slot and a token; returns the ticket to hand back to ``release``."""
+        """Wait for a slot and a token; returns the ticket to hand back to ``release``.
+
+        Raises ClientClosedError once ``close()`` has run.
+        """
         await self._sem.acquire()
         try:
+            if self._closed:
+                raise ClientClosedError("the client was closed while this call waited")
             if self.adaptive and (self._waiters or not self._take()):
                 await self._wait_for_token()
         except BaseException:
@@ -117,7 +136,7 @@ class AdaptiveLimiter:
         now = self._clock()
         if now < self._blocked_until:
             return False
-        capacity = max(1.0, self.rate * self._burst_seconds)
+        capacity = max(1.0, self.rate * self._burst_seconds, self._tokens)
         tokens = self._tokens + (now - self._last) * self.rate
         self._last = now
         if tokens > capacity:
@@ -136,15 +155,19 @@ class AdaptiveLimiter:
             await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
-                self._tokens += 1.0  # we were handed a token we will not use: give it back
+                self._tokens += 1.0  # handed a token we will not use: give it back
             else:
-                self._waiters.remove(fut)
+                with contextlib.suppress(ValueError):  # the wake-up may have dropped it
+                    self._waiters.remove(fut)
             self._arm()
             raise
 
-    def _arm(self) -> None:
+    def _arm(self, *, rearm: bool = False) -> None:
         """Schedule the one wake-up timer for when the head waiter can go."""
-        if self._timer is not None or not self._waiters:
+        if rearm and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._timer is not None or not self._waiters or self._closed:
             return
         now = self._clock()
         delay = max(self._blocked_until - now, (1.0 - self._tokens) / self.rate, 0.0)
@@ -154,7 +177,7 @@ class AdaptiveLimiter:
         self._timer = None
         while self._waiters and self._take():
             fut = self._waiters.popleft()
-            if fut.cancelled():
+            if fut.done():  # cancelled while queued
                 self._tokens += 1.0
                 continue
             fut.set_result(None)
@@ -163,30 +186,66 @@ class AdaptiveLimiter:
     # ---------------------------------------------------------------- feedback
 
     def release(self, ticket: int, status: int, retry_after: float | None) -> None:
-        """Hand back a slot with what the server answered (``status`` 0: no answer)."""
+        """Hand back a slot with the server's answer (``status`` 0: none, or not a signal).
+
+        A 429/503 cuts the rate and, with ``retry_after`` up to ``max_hold``, holds every
+        call; the caller passes no status for refusals that say nothing about pace
+        (exhausted credits).
+        """
         self._sem.release()
         self._in_flight -= 1
         if 200 <= status < 300:
             self.successes += 1
         if 200 <= status < 500 and status != 429:  # the server took the request at this pace
-            gain = self._slow_start_gain if self.slow_start else self._increase
-            self.rate = min(self._max_rate, self.rate + gain)
+            self._accepted()
         elif status in _THROTTLE_STATUSES:
             self.throttled += 1
-            if not self.adaptive:
-                return
-            now = self._clock()
-            if retry_after is not None and now + retry_after > self._blocked_until:
-                self._blocked_until = now + retry_after
-            if ticket == self._epoch:  # first refusal since the last cut
-                self._epoch += 1
-                self.slow_start = False
-                self.rate = max(self._min_rate, self.rate * self._decrease)
-                self._tokens = min(self._tokens, 0.0)
-            if self._timer is not None:  # re-arm for the new rate or hold
-                self._timer.cancel()
-                self._timer = None
-            self._arm()
+            if self.adaptive:
+                self._refused(ticket, retry_after)
+
+    def _accepted(self) -> None:
+        now = self._clock()
+        self._window_accepted += 1
+        elapsed = now - self._window_start
+        if elapsed >= _GOODPUT_WINDOW:
+            self._accepted_rate = self._window_accepted / elapsed
+            self._window_start = now
+            self._window_accepted = 0
+        old = self.rate
+        if self.slow_start:
+            self.rate = min(self._max_rate, old + self._slow_start_gain * old)
+        else:
+            self.rate = min(self._max_rate, old + self._increase)
+        if self._waiters and self.rate >= 1.5 * old:
+            self._arm(rearm=True)  # the timer was set for a slower pace
+
+    def _refused(self, ticket: int, retry_after: float | None) -> None:
+        now = self._clock()
+        if retry_after is not None and 0 < retry_after <= self._max_hold:
+            self._blocked_until = max(self._blocked_until, now + retry_after)
+        if ticket == self._epoch:  # first refusal since the last cut
+            self._epoch += 1
+            self.slow_start = False
+            cut = self.rate * self._decrease
+            elapsed = now - self._window_start
+            recent = self._window_accepted / elapsed if elapsed >= 0.25 else 0.0
+            accepted = max(self._accepted_rate, recent)
+            if accepted > 0:
+                cut = min(cut, accepted)  # no faster than the server was accepting
+            self.rate = max(self._min_rate, cut)
+            self._tokens = min(self._tokens, 0.0)
+        self._arm(rearm=True)
+
+    def close(self) -> None:
+        """Fail every queued call with ClientClosedError and drop the timer."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_exception(ClientClosedError("the client was closed while this call waited"))
 
     def stats(self) -> ClientStats:
         """A snapshot of the counters and the current rate."""

@@ -85,6 +85,7 @@ class Manifest:
                 entry = _decoder.decode(line)
             except msgspec.MsgspecError:
                 if number == len(lines):  # torn final write: the crash we exist for
+                    self._truncate(len(data) - len(line))
                     break
                 raise ManifestError(
                     f"manifest {self.path} line {number} is unreadable; it was not written "
@@ -98,6 +99,15 @@ class Manifest:
                 state.files[entry.path] = entry
         return state
 
+    def _truncate(self, size: int) -> None:
+        """Cut a torn last line off, so that the next record starts on a line of its own."""
+        try:
+            os.truncate(self.path, size)
+        except OSError as exc:
+            raise ManifestError(
+                f"cannot repair the torn last line of manifest {self.path}: {exc.strerror}"
+            ) from None
+
     async def record(self, entry: _Line) -> None:
         """Append one entry and fsync it before returning."""
         line = encoder.encode(entry) + b"\n"
@@ -105,11 +115,14 @@ class Manifest:
             await asyncio.to_thread(self._append, line)
 
     def _append(self, line: bytes) -> None:
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._fd, line)
-        os.fsync(self._fd)
+        try:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self._fd, line)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise ManifestError(f"cannot write manifest {self.path}: {exc.strerror}") from None
 
     def close(self) -> None:
         """Close the journal's file descriptor."""

@@ -90,9 +90,12 @@ def _files(job_id: str, files: Sequence[str], *, upload: bool) -> FilesRequest:
 
 
 def _convert(value: Any, type_: type[Any], field: str) -> Any:
-    if value is None or isinstance(value, type_):
-        return value
-    if not isinstance(value, Mapping):
+    """``value`` as ``type_``, its field types checked (Struct init does not check them)."""
+    if value is None:
+        return None
+    if isinstance(value, type_):
+        value = msgspec.to_builtins(value)
+    elif not isinstance(value, Mapping):
         raise InvalidParameterError(field, f"expected {type_.__name__} or a mapping")
     try:
         return msgspec.convert(dict(value), type_)
@@ -105,11 +108,16 @@ class _JobResource(Generic[P]):
 
     _params_type: type[P]
     _ep: _Endpoints
+    _ptu_routes: frozenset[str]
     flow: str
 
     def __init__(self, client: AsyncSarvam) -> None:
         self.client: AsyncSarvam = client
         self._transport = client._transport
+
+    def _q(self, route: str, ptu_id: int | None) -> dict[str, str] | None:
+        """The query of ``route``: ``ptu_id`` only where this flow's API accepts it."""
+        return _query(ptu_id) if route in self._ptu_routes else None
 
     async def _initialise(
         self,
@@ -124,7 +132,11 @@ class _JobResource(Generic[P]):
             callback=_convert(callback, BulkJobCallback, "callback"),
         )
         return await self._transport.request(
-            self._ep.initiate, query=_query(ptu_id), body=body, timeout=timeout, retry=retry
+            self._ep.initiate,
+            query=self._q("initiate", ptu_id),
+            body=body,
+            timeout=timeout,
+            retry=retry,
         )
 
     async def _get_upload_links(
@@ -137,7 +149,11 @@ class _JobResource(Generic[P]):
     ) -> FilesUploadResponse:
         body = _files(job_id, files, upload=True)
         return await self._transport.request(
-            self._ep.upload, query=_query(ptu_id), body=body, timeout=timeout, retry=retry
+            self._ep.upload,
+            query=self._q("upload", ptu_id),
+            body=body,
+            timeout=timeout,
+            retry=retry,
         )
 
     async def start(
@@ -156,7 +172,7 @@ class _JobResource(Generic[P]):
         return await self._transport.request(
             self._ep.start,
             job_id=_job_id(job_id),
-            query=_query(ptu_id),
+            query=self._q("start", ptu_id),
             timeout=timeout,
             retry=retry,
         )
@@ -182,7 +198,11 @@ class _JobResource(Generic[P]):
     ) -> FilesDownloadResponse:
         body = _files(job_id, files, upload=False)
         return await self._transport.request(
-            self._ep.download, query=_query(ptu_id), body=body, timeout=timeout, retry=retry
+            self._ep.download,
+            query=self._q("download", ptu_id),
+            body=body,
+            timeout=timeout,
+            retry=retry,
         )
 
     async def get_job(self, job_id: str) -> BatchJob:
@@ -216,6 +236,7 @@ class SpeechToTextJobResource(_JobResource[SpeechToTextJobParameters]):
 
     _params_type = SpeechToTextJobParameters
     _ep = _endpoints("/speech-to-text/job/v1")
+    _ptu_routes = frozenset({"start"})
     flow = "stt"
 
     async def initialise(
@@ -267,6 +288,7 @@ class SpeechToTextTranslateJobResource(_JobResource[SpeechToTextTranslateJobPara
 
     _params_type = SpeechToTextTranslateJobParameters
     _ep = _endpoints("/speech-to-text-translate/job/v1")
+    _ptu_routes = frozenset({"initiate", "upload", "start", "download"})
     flow = "translate"
 
     async def initialise(

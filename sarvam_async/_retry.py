@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -42,7 +43,7 @@ def parse_retry_after(
             ms = float(raw_ms)
         except ValueError:
             ms = -1.0
-        if ms >= 0:
+        if 0 <= ms < math.inf:
             return ms / 1000.0
     raw = headers.get("retry-after")
     if raw is None:
@@ -59,7 +60,7 @@ def parse_retry_after(
             return None
         seconds = when.timestamp() - now()
         return max(seconds, 0.0)
-    return seconds if seconds >= 0 and seconds == seconds else None
+    return seconds if 0 <= seconds < math.inf else None  # also rejects NaN
 
 
 @dataclass(frozen=True)

@@ -199,18 +199,23 @@ async def download_to(
     async def sink(resp: aiohttp.ClientResponse) -> None:
         nonlocal written
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-        f = await asyncio.to_thread(tmp.open, "wb")
+        try:
+            f = await asyncio.to_thread(tmp.open, "wb")
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write {tmp.parent}: {exc.strerror}", file_name=name
+            ) from None
         try:
             written = 0
             async for chunk in resp.content.iter_chunked(C.STORAGE_CHUNK_SIZE):
                 await asyncio.to_thread(f.write, chunk)
                 written += len(chunk)
-            await asyncio.to_thread(_flush_close, f)
-            await asyncio.to_thread(os.replace, tmp, dest)
+            await asyncio.to_thread(_commit, f, tmp, dest)
+        except OSError as exc:
+            _discard(f, tmp)
+            raise StorageError(f"cannot write {dest}: {exc.strerror}", file_name=name) from None
         except BaseException:
-            f.close()
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            _discard(f, tmp)
             raise
 
     async def attempt() -> None:
@@ -220,7 +225,20 @@ async def download_to(
     return written
 
 
-def _flush_close(f: BinaryIO) -> None:
+def _commit(f: BinaryIO, tmp: Path, dest: Path) -> None:
+    """Make ``tmp`` durable and rename it to ``dest`` (and make the rename durable)."""
     f.flush()
     os.fsync(f.fileno())
     f.close()
+    os.replace(tmp, dest)
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _discard(f: BinaryIO, tmp: Path) -> None:
+    f.close()
+    with contextlib.suppress(OSError):
+        tmp.unlink()

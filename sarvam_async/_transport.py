@@ -38,7 +38,7 @@ from .errors import (
     UnauthorizedError,
     UnprocessableEntityError,
 )
-from .models import ErrorMessage
+from .models import ErrorMessage, redact_urls
 
 __all__ = ["Endpoint", "Transport", "decoder_for", "encoder"]
 
@@ -120,7 +120,7 @@ def status_error(
         message = env.error.message
         code = env.error.code.value if env.error.code is not None else None
         request_id = env.error.request_id or None
-    text = body[:_BODY_KEEP].decode("utf-8", "replace")
+    text = redact_urls(body[:_BODY_KEEP].decode("utf-8", "replace"))
     if not message:
         ctype = headers.get("content-type", "").split(";")[0].strip() or "no content type"
         if not body:
@@ -237,7 +237,13 @@ class Transport:
         retry_after: float | None = None
         try:
             async with self._session().request(
-                endpoint.method, url, params=query, data=data, headers=headers, timeout=timeout
+                endpoint.method,
+                url,
+                params=query,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                allow_redirects=False,  # a redirect must not carry the key to another origin
             ) as resp:
                 status = resp.status
                 raw = await resp.read()
@@ -251,6 +257,8 @@ class Transport:
                         reason=resp.reason,
                     )
                     retry_after = err.retry_after
+                    if err.code == "insufficient_quota_error":
+                        status = 0  # out of credits says nothing about pace: no cut, no hold
                     raise err
         except aiohttp.ConnectionTimeoutError as exc:
             raise APITimeoutError(
@@ -294,7 +302,7 @@ class Transport:
                 json_path=match.group(1) if match else None,
                 status_code=status,
                 request_id=resp.headers.get("x-request-id"),
-                body=raw[:_BODY_KEEP].decode("utf-8", "replace"),
+                body=redact_urls(raw[:_BODY_KEEP].decode("utf-8", "replace")),
                 method=endpoint.method,
                 path=endpoint.path,
             ) from exc

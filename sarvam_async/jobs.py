@@ -13,7 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from . import _constants as C
-from ._manifest import FileEntry, JobEntry, Manifest, StartedEntry
+from ._manifest import FileEntry, JobEntry, Manifest, ManifestState, StartedEntry
 from ._storage import download_to, storage_policy, upload_from
 from ._transport import decoder_for
 from .errors import (
@@ -34,6 +43,7 @@ from .errors import (
     InvalidParameterError,
     JobError,
     JobTimeoutError,
+    SarvamError,
     StorageError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -131,8 +141,12 @@ class FileOutcome:
 
 
 def _emit(progress: ProgressCallback | None, kind: ProgressKind, **kw: Any) -> None:
+    """Report progress; a callback that raises is logged, never allowed to lose work."""
     if progress is not None:
-        progress(ProgressEvent(kind, **kw))
+        try:
+            progress(ProgressEvent(kind, **kw))
+        except Exception:
+            logger.exception("the progress callback raised on a %r event; ignored", kind)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -196,37 +210,32 @@ class BatchJob:
 
     async def _upload(
         self, pairs: list[tuple[str, Path]], progress: ProgressCallback | None
-    ) -> dict[str, StorageError]:
+    ) -> dict[str, SarvamError]:
         """Upload every pair; returns the failures by name (empty when all went up)."""
         names = [name for name, _ in pairs]
         links = await self._resource._get_upload_links(self.job_id, names, self._ptu_id, None, None)
         self.storage = links.storage_container_type
-        failures: dict[str, StorageError] = {}
+        failures: dict[str, SarvamError] = {}
+
+        async def refresh(name: str) -> str | None:
+            fresh = await self._resource._get_upload_links(
+                self.job_id, [name], self._ptu_id, None, None
+            )
+            details = fresh.upload_urls.get(name)
+            return details.file_url if details is not None else None
 
         async def one(name: str, path: Path) -> None:
             details = links.upload_urls.get(name)
-            if details is None:
-                failures[name] = StorageError("the API returned no upload URL", file_name=name)
-                return
             try:
-                await self._put(name, path, details.file_url, progress)
-            except StorageError as exc:
-                if exc.status_code != 403:
-                    failures[name] = exc
-                    return
-                # 403: the signature expired. Fetch a fresh URL once and try again.
-                fresh = await self._resource._get_upload_links(
-                    self.job_id, [name], self._ptu_id, None, None
+                await _with_fresh_url(
+                    name,
+                    details.file_url if details is not None else None,
+                    lambda: refresh(name),
+                    lambda url: self._put(name, path, url, progress),
                 )
-                try:
-                    await self._put(name, path, fresh.upload_urls[name].file_url, progress)
-                except (StorageError, KeyError) as again:
-                    failures[name] = (
-                        again
-                        if isinstance(again, StorageError)
-                        else StorageError("the API returned no upload URL", file_name=name)
-                    )
-                    return
+            except SarvamError as exc:  # every file is tried; failures are reported
+                failures[name] = exc
+                return
             _emit(progress, "file_uploaded", job_id=self.job_id, file=name)
 
         await asyncio.gather(*(one(name, path) for name, path in pairs))
@@ -358,7 +367,9 @@ class BatchJob:
         output_dir: Path,
         paths: Mapping[str, Path],
         progress: ProgressCallback | None,
+        only: Collection[str] | None = None,
     ) -> list[FileOutcome]:
+        """Outcomes of the job's inputs (those in ``only``, when given); downloads successes."""
         if not status.job_state.is_terminal:
             raise JobError(
                 f"job {self.job_id} is {status.job_state.value}; wait_until_complete() first",
@@ -367,6 +378,8 @@ class BatchJob:
         outcomes: list[FileOutcome] = []
         wanted: dict[str, str] = {}  # output name -> input name
         for res in file_results(status):
+            if only is not None and res.name not in only:
+                continue
             if res.ok and res.output_name is not None:
                 bad = next(
                     (n for n in (res.name, res.output_name) if not is_plain_file_name(n)), None
@@ -380,31 +393,35 @@ class BatchJob:
             outcomes.append(self._failed(res.name, paths, res.state, error, progress))
         if not wanted:
             return outcomes
-        await asyncio.to_thread(output_dir.mkdir, parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(output_dir.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JobError(
+                f"cannot create the output folder {output_dir}: {exc.strerror}", job_id=self.job_id
+            ) from None
         links = await self._resource._get_download_links(
             self.job_id, list(wanted), self._ptu_id, None, None
         )
+
+        async def refresh(output: str) -> str | None:
+            fresh = await self._resource._get_download_links(
+                self.job_id, [output], self._ptu_id, None, None
+            )
+            details = fresh.download_urls.get(output)
+            return details.file_url if details is not None else None
 
         async def one(output: str, name: str) -> FileOutcome:
             dest = output_dir / f"{name}.json"
             details = links.download_urls.get(output)
             try:
-                if details is None:
-                    raise StorageError("the API returned no download URL", file_name=name)
-                try:
-                    await self._get(name, details.file_url, dest)
-                except StorageError as exc:
-                    if exc.status_code != 403:
-                        raise
-                    fresh = await self._resource._get_download_links(
-                        self.job_id, [output], self._ptu_id, None, None
-                    )
-                    again = fresh.download_urls.get(output)
-                    if again is None:
-                        raise
-                    await self._get(name, again.file_url, dest)
+                await _with_fresh_url(
+                    name,
+                    details.file_url if details is not None else None,
+                    lambda: refresh(output),
+                    lambda url: self._get(name, url, dest),
+                )
                 result = await asyncio.to_thread(_read_result, dest)
-            except (StorageError, ValueError) as exc:
+            except (SarvamError, ValueError, OSError) as exc:
                 return self._failed(name, paths, "Success", str(exc), progress)
             _emit(progress, "file_downloaded", job_id=self.job_id, file=name)
             return FileOutcome(
@@ -438,6 +455,29 @@ class BatchJob:
         return FileOutcome(
             name=name, path=paths.get(name), job_id=self.job_id, ok=False, state=state, error=error
         )
+
+
+async def _with_fresh_url(
+    name: str,
+    url: str | None,
+    refresh: Callable[[], Awaitable[str | None]],
+    transfer: Callable[[str], Awaitable[None]],
+) -> None:
+    """Run ``transfer(url)``; on a 403 (expired signature) fetch a fresh URL once and retry.
+
+    Raises StorageError, or the APIError of the refresh call.
+    """
+    if url is None:
+        raise StorageError("the API returned no presigned URL for this file", file_name=name)
+    try:
+        await transfer(url)
+    except StorageError as exc:
+        if exc.status_code != 403:
+            raise
+        fresh = await refresh()
+        if fresh is None:
+            raise
+        await transfer(fresh)
 
 
 def _read_result(path: Path) -> TranscriptionResult:
@@ -485,22 +525,26 @@ def _pairs(
     return list(zip(chosen, resolved, strict=True))
 
 
-def unique_names(paths: Iterable[Path]) -> list[str]:
-    """Base names made unique in order: the second ``a.wav`` becomes ``a-2.wav``."""
-    taken: set[str] = set()
+def unique_names(paths: Iterable[Path], reserved: Mapping[str, str] | None = None) -> list[str]:
+    """Base names made unique in order: the second ``a.wav`` becomes ``a-2.wav``.
+
+    ``reserved`` maps paths to names they already have (from a manifest): those paths keep
+    them, and no other path gets one.
+    """
+    reserved = reserved or {}
+    taken = set(reserved.values())
     names = []
     for p in paths:
-        name = p.name
-        n = 1
-        while name in taken:
-            n += 1
-            name = f"{p.stem}-{n}{p.suffix}"
-        taken.add(name)
+        name = reserved.get(str(p))
+        if name is None:
+            name = p.name
+            n = 1
+            while name in taken:
+                n += 1
+                name = f"{p.stem}-{n}{p.suffix}"
+            taken.add(name)
         names.append(name)
     return names
-
-
-# ---------------------------------------------------------------------- fan-out
 
 
 @dataclass
@@ -570,6 +614,7 @@ async def transcribe_files(
                 poll_interval,
                 job_timeout,
                 requeue=_requeue,
+                protect=protect,
             ):
                 queue.put_nowait(outcome)
         except Exception as exc:  # cancellation passes through
@@ -582,6 +627,15 @@ async def transcribe_files(
         finally:
             outstanding -= 1
             queue.put_nowait(_DONE)  # wake the consumer to re-check
+
+    critical: set[asyncio.Future[Any]] = set()
+
+    async def protect(step: Coroutine[Any, Any, BatchJob]) -> BatchJob:
+        """Run ``step`` to its end even if the run is cancelled meanwhile."""
+        task = asyncio.ensure_future(step)
+        critical.add(task)
+        task.add_done_callback(critical.discard)
+        return await asyncio.shield(task)
 
     def _requeue(w: _Work) -> None:
         nonlocal outstanding
@@ -607,6 +661,8 @@ async def transcribe_files(
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        # A job created as the run was cancelled is journaled before we let go of it.
+        await asyncio.gather(*critical, return_exceptions=True)
         if journal is not None:
             journal.close()
 
@@ -620,57 +676,71 @@ class _Plan:
 
 
 def _plan(paths: Sequence[str | os.PathLike[str]], journal: Manifest | None, flow: str) -> _Plan:
-    """Name the inputs, replay the journal, and group what is left into jobs (blocking)."""
-    files = [Path(p).absolute() for p in paths]
+    """Name the inputs, replay the journal, and group what is left into jobs (blocking).
+
+    A path the journal knows keeps the name its job was created with, whatever the order
+    of this run's inputs; new paths get names no journaled path uses.
+    """
+    files = list(dict.fromkeys(Path(p).absolute() for p in paths))  # a path given twice: once
     for p in files:
         if not p.is_file():
             raise InvalidParameterError("paths", f"not a readable file: {p}")
-    names = unique_names(files)
+    state = journal.load() if journal is not None else ManifestState()
+    recorded: dict[str, str] = {}  # path -> name, as journaled
+    for job in state.jobs.values():
+        for name, path in job.inputs.items():
+            recorded[path] = name
+    for key, entry in state.files.items():
+        recorded.setdefault(key, entry.name)
+    names = unique_names(files, recorded)
     by_path = dict(zip((str(p) for p in files), names, strict=True))
-    wanted = dict(zip(names, files, strict=True))
-    claimed: set[str] = set()
+    claimed: set[str] = set()  # paths with an outcome or a job already
     pending: list[_Work] = []
     resumed: list[FileOutcome] = []
-    if journal is not None:
-        state = journal.load()
-        for key, entry in state.files.items():
-            if key in by_path:
-                claimed.add(by_path[key])
-                resumed.append(_resumed_outcome(entry, key))
-        for job in state.jobs.values():
-            inputs = [
-                (n, wanted[n])
-                for n, p in job.inputs.items()
-                if wanted.get(n) == Path(p) and n not in claimed
-            ]
-            if inputs and job.flow == flow:
-                claimed.update(n for n, _ in inputs)
-                pending.append(_Work(inputs, job.job_id, job.job_id in state.started))
-    fresh = [(n, wanted[n]) for n in names if n not in claimed]
+    for key, entry in state.files.items():
+        if key in by_path:
+            outcome = _resumed_outcome(entry, key)
+            if outcome is not None:
+                claimed.add(key)
+                resumed.append(outcome)
+    for job in reversed(list(state.jobs.values())):  # the latest job holding a path wins
+        if job.flow != flow:
+            continue
+        inputs = [
+            (by_path[path], Path(path))
+            for path in job.inputs.values()
+            if path in by_path and path not in claimed
+        ]
+        if inputs:
+            claimed.update(str(p) for _, p in inputs)
+            pending.append(_Work(inputs, job.job_id, job.job_id in state.started))
+    pending.reverse()
+    fresh = [(by_path[str(p)], p) for p in files if str(p) not in claimed]
     for i in range(0, len(fresh), MAX_FILES_PER_JOB):
         pending.append(_Work(fresh[i : i + MAX_FILES_PER_JOB]))
     return _Plan(pending, resumed, len(fresh), sum(p.stat().st_size for _, p in fresh))
 
 
-def _resumed_outcome(entry: FileEntry, key: str) -> FileOutcome:
+def _resumed_outcome(entry: FileEntry, key: str) -> FileOutcome | None:
+    """The journaled outcome, or None when a finished output has gone (download it again)."""
     result = None
     output = Path(entry.output) if entry.output else None
-    ok = entry.ok
-    error = entry.error
-    if ok and output is not None:
+    if entry.ok:
+        if output is None:
+            return None
         try:
             result = _read_result(output)
-        except (OSError, ValueError) as exc:
-            ok, error = False, f"journaled output is unreadable: {exc}"
+        except (OSError, ValueError):
+            return None
     return FileOutcome(
         name=entry.name,
         path=Path(key),
         job_id=entry.job_id,
-        ok=ok,
+        ok=entry.ok,
         state=entry.state,
-        output_path=output if ok else None,
+        output_path=output if entry.ok else None,
         result=result,
-        error=error,
+        error=entry.error,
         resumed=True,
     )
 
@@ -686,20 +756,33 @@ async def _run_job(
     job_timeout: float | None,
     *,
     requeue: Callable[[_Work], None],
+    protect: Callable[[Coroutine[Any, Any, BatchJob]], Awaitable[BatchJob]],
 ) -> list[FileOutcome]:
     """Drive one job of the fan-out to its end; returns its files' outcomes."""
     outcomes: list[FileOutcome] = []
     paths = dict(work.inputs)
+    attached = work.job_id is not None
+    journaled_start = work.started
     if work.job_id is None:
-        job = await resource.create_job(params)
+
+        async def create() -> BatchJob:
+            # Creating and journaling are one step: a job the API created is never lost.
+            created = await resource.create_job(params)
+            if journal is not None:
+                inputs = {name: str(path) for name, path in work.inputs}
+                await journal.record(JobEntry(created.job_id, resource.flow, inputs))
+            return created
+
+        job = await protect(create())
         work.job_id = job.job_id
-        if journal is not None:
-            inputs = {name: str(path) for name, path in work.inputs}
-            await journal.record(JobEntry(job.job_id, resource.flow, inputs))
         _emit(progress, "job_created", job_id=job.job_id, total=len(work.inputs))
     else:
         job = BatchJob(resource, work.job_id)
-    attached = work.started
+        if not work.started:
+            # The journal can miss a start (a crash or cancel between the call and the
+            # fsync): ask the job before uploading to it again.
+            current = await job.get_status()
+            work.started = current.job_state != JobState.ACCEPTED
     if not work.started:
         failures = await job._upload(work.inputs, progress)
         for name, exc in failures.items():
@@ -707,23 +790,18 @@ async def _run_job(
         if len(failures) == len(work.inputs):
             return outcomes
         await job.start()
-        if journal is not None:
-            await journal.record(StartedEntry(job.job_id))
         _emit(progress, "job_started", job_id=job.job_id)
+    if journal is not None and not journaled_start:
+        await journal.record(StartedEntry(job.job_id))
     status = await job.wait_until_complete(poll_interval=poll_interval, timeout=job_timeout)
     _emit(progress, "job_finished", job_id=job.job_id, state=status.job_state.value)
+    only = {name for name, _ in work.inputs} - {o.name for o in outcomes}
     if status.job_state.has_outputs or status.job_details:
-        done = await job._download(status, out_dir, paths, progress)
+        done = await job._download(status, out_dir, paths, progress, only=only)
     else:
         message = status.error_message or f"job ended {status.job_state.value}"
-        done = [
-            job._failed(name, paths, status.job_state.value, message, progress)
-            for name, _ in work.inputs
-            if name not in {o.name for o in outcomes}
-        ]
+        done = [job._failed(n, paths, status.job_state.value, message, progress) for n in only]
     for o in done:
-        if o.name not in paths:
-            continue  # a name this run did not send: not ours to report
         if journal is not None:
             await journal.record(
                 FileEntry(
@@ -737,10 +815,13 @@ async def _run_job(
                 )
             )
         outcomes.append(o)
-    if attached:
-        # A resumed job may lack inputs whose upload never finished: submit them anew.
-        seen = {o.name for o in outcomes}
-        lost = [(n, p) for n, p in work.inputs if n not in seen]
-        if lost:
-            requeue(_Work(lost))
+    seen = {o.name for o in outcomes}
+    missing = [(n, p) for n, p in work.inputs if n not in seen]
+    if missing and attached:
+        # An earlier run lost these inputs' uploads: submit them in a new job.
+        requeue(_Work(missing))
+    else:
+        for name, _ in missing:  # not journaled: a resume re-checks this job
+            message = "the job's final status does not list this file"
+            outcomes.append(job._failed(name, paths, status.job_state.value, message, progress))
     return outcomes

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -270,7 +271,11 @@ class InputAudioCodec(_TolerantEnum):
 
 
 def _check_speakers(num_speakers: int | None) -> None:
-    if num_speakers is not None and num_speakers < 1:
+    if num_speakers is None:
+        return
+    if isinstance(num_speakers, bool) or not isinstance(num_speakers, int):
+        raise InvalidParameterError("job_parameters.num_speakers", "must be an integer")
+    if num_speakers < 1:
         raise InvalidParameterError("job_parameters.num_speakers", "must be at least 1")
 
 
@@ -295,6 +300,10 @@ class SpeechToTextJobParameters(msgspec.Struct, omit_defaults=True, forbid_unkno
         _check_speakers(self.num_speakers)
         if self.keyterms is not None:
             field = "job_parameters.keyterms"
+            if not isinstance(self.keyterms, list) or not all(
+                isinstance(t, str) for t in self.keyterms
+            ):
+                raise InvalidParameterError(field, "must be a list of strings")
             if len(self.keyterms) > _MAX_KEYTERMS:
                 raise InvalidParameterError(field, f"at most {_MAX_KEYTERMS} terms are allowed")
             for term in self.keyterms:
@@ -343,6 +352,10 @@ class BulkJobCallback(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=
         token = "" if self.auth_token is None else ", auth_token='***'"
         return f"BulkJobCallback(url={self.url!r}{token})"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        token = [] if self.auth_token is None else [("auth_token", "***")]
+        return [("url", self.url), *token]
+
 
 def check_file_names(files: list[str], field: str = "files") -> None:
     """Raise InvalidParameterError unless ``files`` is 1-20 unique plain file names."""
@@ -386,6 +399,14 @@ class InitiateRequest(msgspec.Struct, omit_defaults=True):
 # --------------------------------------------------------------------------- responses
 
 
+_URL_QUERY = re.compile(r"(https?://[^\s\"'?<>]+)\?[^\s\"'<>]*")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the query string of every URL in it replaced (signatures are secrets)."""
+    return _URL_QUERY.sub(r"\1?<redacted>", text)
+
+
 def _redact_url(url: str) -> str:
     """The URL without its query string (a presigned URL's signature is a credential)."""
     parts = urlsplit(url)
@@ -402,6 +423,9 @@ class FileSignedURLDetails(msgspec.Struct, frozen=True):
 
     def __repr__(self) -> str:
         return f"FileSignedURLDetails(file_url={_redact_url(self.file_url)!r})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return [("file_url", _redact_url(self.file_url))]
 
 
 def _normalise_urls(value: dict[str, Any]) -> dict[str, Any] | None:

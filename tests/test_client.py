@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
 
 import aiohttp
 import pytest
@@ -74,23 +72,41 @@ async def test_custom_headers_cannot_override_key(emulator: Emulator) -> None:
     assert headers["user-agent"].startswith("sarvam-async/")
 
 
-async def test_no_unclosed_session_warning_on_cancellation(emulator: Emulator) -> None:
+async def test_cancellation_inside_async_with_closes_the_session(emulator: Emulator) -> None:
     emulator.fail_next("status", delay=5.0)
+    client = AsyncSarvam(api_key=KEY, base_url=emulator.url)
+    sessions: list[aiohttp.ClientSession] = []
 
     async def use() -> None:
-        async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        async with client as c:
+            sessions.append(c._get_session())
             await c.speech_to_text_job.get_status("j")
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        task = asyncio.ensure_future(use())
-        await asyncio.sleep(0.2)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        gc.collect()
-        await asyncio.sleep(0)
-    assert not [w for w in caught if "Unclosed" in str(w.message)]
+    task = asyncio.ensure_future(use())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client.closed and sessions[0].closed  # closed on the way out, not left to GC
+
+
+async def test_closed_user_session_is_a_typed_error(emulator: Emulator) -> None:
+    session = aiohttp.ClientSession()
+    await session.close()
+    c = AsyncSarvam(api_key=KEY, base_url=emulator.url, session=session)
+    with pytest.raises(errors.ClientClosedError) as info:
+        await c.speech_to_text_job.get_status("j")
+    assert "session=" in str(info.value)
+    assert emulator.requests == []
+
+
+async def test_redirects_are_not_followed_with_the_key(emulator: Emulator) -> None:
+    emulator.fail_next("status", status=307, body=b"", content_type="text/plain", message="moved")
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        with pytest.raises(errors.APIStatusError) as info:
+            await c.speech_to_text_job.get_status("j")
+    assert info.value.status_code == 307
+    assert len(emulator.requests) == 1
 
 
 def test_public_surface_is_exported() -> None:

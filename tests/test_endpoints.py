@@ -98,6 +98,24 @@ async def test_stt_start_ptu_id_and_none_omitted(client: AsyncSarvam, emulator: 
     await res.start(init.job_id, ptu_id=3)
     assert emulator.calls("start")[0].query == {"ptu_id": "3"}
     assert emulator.calls("initiate")[0].query == {}
+    assert emulator.calls("start")[0].body == b""  # start and status carry no body
+    assert emulator.calls("status") == [] or emulator.calls("status")[0].body == b""
+
+
+async def test_stt_job_handle_sends_ptu_id_to_start_only(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    audio = Path(str(tmp_path)) / "a.wav"
+    audio.write_bytes(b"RIFF" + bytes(10))
+    job = await client.speech_to_text_job.create_job(ptu_id=5)
+    await job.upload_files([audio])
+    await job.start()
+    await job.download_outputs(Path(str(tmp_path)) / "out")
+    queries = {r.route: r.query for r in emulator.requests if r.flow == "stt"}
+    assert queries["start"] == {"ptu_id": "5"}
+    assert all(q == {} for route, q in queries.items() if route != "start")
 
 
 async def test_unset_fields_are_omitted_never_null(client: AsyncSarvam, emulator: Emulator) -> None:
@@ -115,8 +133,6 @@ async def test_unset_fields_are_omitted_never_null(client: AsyncSarvam, emulator
         "job_parameters": {"model": "saaras:v3"},
         "callback": {"url": "https://example.invalid/hook", "auth_token": "tok"},
     }
-    # start and status carry no body
-    assert "null" not in emulator.calls("initiate")[0].body.decode()
 
 
 async def test_job_id_is_url_escaped(client: AsyncSarvam, emulator: Emulator) -> None:
@@ -124,8 +140,8 @@ async def test_job_id_is_url_escaped(client: AsyncSarvam, emulator: Emulator) ->
         await client.speech_to_text_job.get_status("../a b/?x=1#y")
     assert info.value.status_code == 404
     [call] = emulator.calls("status")
-    assert "%2F" in call.path or call.route == "status"
     assert call.route == "status"  # the whole id stayed one path segment
+    assert call.path == "/speech-to-text/job/v1/..%2Fa%20b%2F%3Fx=1%23y/status"
 
 
 async def test_download_files_get_is_405(emulator: Emulator) -> None:
@@ -196,7 +212,8 @@ async def test_unknown_parameter_key_and_bad_ptu_fail_locally(
     assert info.value.field == "job_parameters"
     with pytest.raises(InvalidParameterError) as info:
         await client.speech_to_text_translate_job.initialise(
-            job_parameters={}, ptu_id="1"  # type: ignore[arg-type]
+            job_parameters={},
+            ptu_id="1",  # type: ignore[arg-type]
         )
     assert info.value.field == "ptu_id"
     assert emulator.requests == []
@@ -208,7 +225,5 @@ async def test_per_call_timeout(client: AsyncSarvam, emulator: Emulator) -> None
 
     emulator.fail_next("status", delay=2.0)
     with pytest.raises(APITimeoutError) as info:
-        await client.speech_to_text_job.get_status(
-            "j", timeout=0.2, retry=RetryPolicy.disabled()
-        )
+        await client.speech_to_text_job.get_status("j", timeout=0.2, retry=RetryPolicy.disabled())
     assert info.value.attempts == 1

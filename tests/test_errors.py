@@ -187,3 +187,15 @@ def test_error_tree_is_drawn_in_docstring() -> None:
     for name in errors.__all__:
         assert name in doc, name
         assert issubclass(getattr(errors, name), errors.SarvamError)
+
+
+async def test_signed_urls_in_bodies_are_redacted(client: AsyncSarvam, emulator: Emulator) -> None:
+    body = b'{"job_id": 1, "url": "https://acct.blob.example/c/0.json?sv=1&sig=SECRETSIG"}'
+    emulator.fail_next("status", status=200, body=body)
+    with pytest.raises(errors.ResponseValidationError) as info:
+        await client.speech_to_text_job.get_status("j")
+    assert "SECRETSIG" not in info.value.body and "0.json?<redacted>" in info.value.body
+    emulator.fail_next("status", status=500, body=body)
+    with pytest.raises(errors.InternalServerError) as info2:
+        await client.speech_to_text_job.get_status("j")
+    assert "SECRETSIG" not in info2.value.body + str(info2.value)

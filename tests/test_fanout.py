@@ -129,11 +129,13 @@ async def test_torn_manifest_tail_is_tolerated_and_garbage_is_not(
 ) -> None:
     paths = _make(tmp_path / "in", 2)
     manifest = tmp_path / "m.jsonl"
-    await _collect(client, paths, tmp_path / "out", manifest=manifest)
+    await _collect(client, paths[:1], tmp_path / "out", manifest=manifest)
     with manifest.open("ab") as f:
         f.write(b'{"event":"file","pa')  # a crash mid-write
-    again = await _collect(client, paths, tmp_path / "out", manifest=manifest)
-    assert all(o.resumed for o in again)
+    again = await _collect(client, paths, tmp_path / "out", manifest=manifest)  # appends
+    assert [o.resumed for o in again] == [True, False]
+    third = await _collect(client, paths, tmp_path / "out", manifest=manifest)
+    assert all(o.resumed for o in third)
     manifest.write_bytes(b"not json\n" + manifest.read_bytes())
     with pytest.raises(errors.ManifestError):
         await _collect(client, paths, tmp_path / "out", manifest=manifest)
@@ -159,3 +161,82 @@ async def test_translate_fanout(client: AsyncSarvam, emulator: Emulator, tmp_pat
     )
     assert all(o.ok for o in outcomes)
     assert {r.flow for r in emulator.calls("initiate")} == {"translate"}
+
+
+async def test_raising_progress_callback_loses_nothing(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.fail_file("clip0003.wav")
+
+    def broken(event: ProgressEvent) -> None:
+        if event.kind != "planned":
+            raise RuntimeError("progress bar bug")
+
+    outcomes = await _collect(client, _make(tmp_path, 25), tmp_path / "out", progress=broken)
+    assert len(outcomes) == 25
+    assert [o.name for o in outcomes if not o.ok] == ["clip0003.wav"]
+
+
+async def test_files_missing_from_a_final_status_are_reported(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
+    paths = _make(tmp_path, 3)
+    real_status = emulator.fail_next  # the job ends Completed but lists no file
+    real_status(
+        "status",
+        status=200,
+        body=b'{"job_id":"x","job_state":"Completed","storage_container_type":"Azure"}',
+    )
+    outcomes = await _collect(client, paths, tmp_path / "out")
+    assert len(outcomes) == 3 and not any(o.ok for o in outcomes)
+    assert all("does not list" in (o.error or "") for o in outcomes)
+
+
+async def test_resume_with_inputs_reordered_submits_nothing_twice(
+    emulator: Emulator, tmp_path: Path, policy: RetryPolicy
+) -> None:
+    paths = _make(tmp_path / "in", 4, dirs=2)  # d0/clip0000.wav and d1/clip0000.wav, ...
+    manifest = tmp_path / "m.jsonl"
+    emulator.fail_next("download-files", status=400)  # the first run fails at the end
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, retry=policy) as c:
+        first = await _collect(c, paths, tmp_path / "out", manifest=manifest)
+    assert not any(o.ok for o in first)
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, retry=policy) as c:
+        second = await _collect(c, paths[::-1], tmp_path / "out", manifest=manifest)
+    assert all(o.ok for o in second)
+    assert len(emulator.calls("initiate")) == 1
+    by_path = {o.path: o for o in second}
+    for first_outcome in first:  # every path kept the name its job was created with
+        assert by_path[first_outcome.path].name == first_outcome.name
+
+
+async def test_started_job_missing_from_the_journal_is_not_uploaded_again(
+    emulator: Emulator, tmp_path: Path, policy: RetryPolicy
+) -> None:
+    paths = _make(tmp_path / "in", 2)
+    manifest = tmp_path / "m.jsonl"
+    emulator.fail_next("status", count=50, status=404)  # the run dies right after start
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, retry=policy) as c:
+        first = await _collect(c, paths, tmp_path / "out", manifest=manifest)
+    assert not any(o.ok for o in first)
+    # drop the journal's "started" line, as a crash between start and its fsync would
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(x for x in lines if '"started"' not in x) + "\n")
+    emulator.clear_faults()
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, retry=policy) as c:
+        second = await _collect(c, paths, tmp_path / "out", manifest=manifest)
+    assert all(o.ok for o in second)
+    assert len(emulator.calls("upload-files")) == 1 and len(emulator.calls("initiate")) == 1
+
+
+async def test_missing_output_is_downloaded_again_on_resume(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
+    paths = _make(tmp_path / "in", 2)
+    manifest = tmp_path / "m.jsonl"
+    first = await _collect(client, paths, tmp_path / "out", manifest=manifest)
+    assert first[0].output_path is not None
+    first[0].output_path.unlink()
+    again = await _collect(client, paths, tmp_path / "out", manifest=manifest)
+    assert all(o.ok for o in again) and first[0].output_path.exists()
+    assert len(emulator.calls("storage-get")) == 3 and len(emulator.calls("initiate")) == 1

@@ -145,11 +145,12 @@ async def test_expired_upload_and_download_urls_are_refreshed_once(
     assert len(emulator.calls("download-files")) == 2
 
 
-async def test_real_expiry_refresh(client: AsyncSarvam, emulator: Emulator, tmp_path: Path) -> None:
+async def test_revoked_url_is_refused_and_the_error_hides_the_signature(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
     job = await client.speech_to_text_job.create_job()
     links = await client.speech_to_text_job.get_upload_links(job_id=job.job_id, files=["a.wav"])
     emulator.expire_urls()
-    # the client-level handle refreshes by itself; a stale URL really is refused
     from sarvam_async._storage import upload_from
 
     with pytest.raises(errors.StorageError) as info:
@@ -162,8 +163,62 @@ async def test_real_expiry_refresh(client: AsyncSarvam, emulator: Emulator, tmp_
             policy=RetryPolicy.disabled(),
         )
     assert info.value.status_code == 403
-    assert "sig=" not in str(info.value) and "?" not in str(info.value)
-    await job.upload_files([tmp_path / "a.wav"])  # fresh links work
+    text = str(info.value) + repr(info.value)
+    assert "sig=" not in text and "?" not in text and info.value.__cause__ is None
+
+
+async def test_interrupted_download_never_replaces_the_final_file(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from sarvam_async._storage import download_to
+
+    async def truncated(request: web.BaseRequest) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Length": "100000"})
+        await resp.prepare(request)
+        await resp.write(b"{" * 1000)
+        assert request.transport is not None
+        request.transport.close()  # the connection dies mid-body
+        return resp
+
+    runner = web.ServerRunner(web.Server(truncated))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    dest = tmp_path / "a.wav.json"
+    dest.write_text("previous good result")
+    try:
+        async with AsyncSarvam(api_key=KEY, base_url=f"http://127.0.0.1:{port}") as c:
+            with pytest.raises(errors.StorageError):
+                await download_to(
+                    c._get_session(),
+                    f"http://127.0.0.1:{port}/out/0.json?sig=s",
+                    dest,
+                    name="a.wav",
+                    policy=RetryPolicy.disabled(),
+                )
+    finally:
+        await runner.cleanup()
+    assert dest.read_text() == "previous good result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav.json"]  # no .part left
+
+
+async def test_unwritable_output_is_a_failed_outcome_not_an_oserror(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
+    job = await client.speech_to_text_job.create_job()
+    await job.upload_files(_audio(tmp_path, "a.wav", "b.wav"))
+    await job.start()
+    status = await job.wait_until_complete(poll_interval=0.01)
+    out = tmp_path / "out"
+    (out / "a.wav.json").mkdir(parents=True)  # a directory where the output should go
+    outcomes = {o.name: o for o in await job.download_outputs(out, status=status)}
+    assert outcomes["b.wav"].ok
+    assert not outcomes["a.wav"].ok and "cannot write" in (outcomes["a.wav"].error or "")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(errors.JobError):
+        await job.download_outputs(blocker / "sub", status=status)
 
 
 async def test_storage_retries_and_errors_name_the_file_not_the_url(

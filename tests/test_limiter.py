@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from sarvam_async import AsyncSarvam, RetryPolicy, errors
 from sarvam_async._limiter import AdaptiveLimiter
 from sarvam_async.testing import Emulator
@@ -20,14 +22,14 @@ async def _status_calls(client: AsyncSarvam, n: int) -> None:
     await asyncio.gather(*(one() for _ in range(n)))
 
 
-async def test_slow_start_ramps_then_costs_nothing(emulator: Emulator) -> None:
+async def test_slow_start_grows_the_rate_exponentially(emulator: Emulator) -> None:
     async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
-        assert c.stats.slow_start and c.stats.rate_per_minute == 120.0
-        await _status_calls(c, 400)
+        assert c.stats.slow_start and c.stats.rate_per_minute == 300.0
+        await _status_calls(c, 10)
         stats = c.stats
-    assert stats.requests == 400 and stats.throttled == 0
-    # each success adds 4 req/s while no refusal was seen
-    assert stats.slow_start and stats.rate_per_minute >= 60 * (2 + 4 * 399)
+    assert stats.requests == 10 and stats.throttled == 0
+    # each accepted answer multiplies the rate by 1.5 while no refusal was seen
+    assert stats.slow_start and stats.rate_per_minute == pytest.approx(300.0 * 1.5**10)
 
 
 async def test_429_cuts_rate_holds_client_wide_and_recovers(emulator: Emulator) -> None:
@@ -36,22 +38,61 @@ async def test_429_cuts_rate_holds_client_wide_and_recovers(emulator: Emulator) 
         await _status_calls(c, 50)  # ramp up a little
         before = c.stats.rate_per_minute
         emulator.reset_requests()
-        emulator.fail_next("status", count=3, status=429, retry_after_ms=300)
-        await _status_calls(c, 30)
+        emulator.fail_next("status", count=1, status=429, retry_after_ms=300)
+        refused = asyncio.ensure_future(_status_calls(c, 1))
+        while c.stats.throttled == 0:  # until the client has seen the 429
+            await asyncio.sleep(0.005)
+        seen = emulator.calls("status")[0].time
+        await _status_calls(c, 10)  # other calls of the same client, after the refusal
+        await refused
         stats = c.stats
-        assert stats.throttled == 3 and not stats.slow_start
-        assert stats.retries == 3
-        # one cut for the burst of refusals (not three): 0.7x, then a few slow increases
-        assert stats.rate_per_minute < before * 0.75
-        calls = emulator.calls("status")
-        refused = [r for r in calls if r.status == 429]
-        last_refusal = max(r.time for r in refused)
-        later = [r for r in calls if r.time > last_refusal]
-        # every call of the client, not only the refused ones, waited out Retry-After
-        assert later and min(r.time for r in later) - min(r.time for r in refused) >= 0.29
+        assert stats.throttled == 1 and not stats.slow_start and stats.retries == 1
+        assert stats.rate_per_minute < before * 0.75  # cut
+        later = emulator.calls("status")[1:]
+        assert len(later) == 11
+        # every call of the client, not only the refused one, waited out Retry-After
+        assert min(r.time for r in later) - seen >= 0.29
         cut = stats.rate_per_minute
         await _status_calls(c, 100)
         assert c.stats.rate_per_minute > cut  # additive recovery on success
+
+
+async def test_burst_of_429s_cuts_once(emulator: Emulator) -> None:
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        await _status_calls(c, 200)
+        emulator.fail_next("status", count=20, status=503)  # no Retry-After: backoff only
+        await _status_calls(c, 20)
+        stats = c.stats
+    assert stats.throttled == 20 and not stats.slow_start
+    # Twenty refusals of requests sent in one epoch cut the rate once (to what the server
+    # was accepting, hundreds a second here), not twenty times (0.7**20 of that, < 1/s).
+    assert stats.rate_per_minute > 60 * 20
+
+
+async def test_long_retry_after_and_quota_do_not_freeze_the_client(emulator: Emulator) -> None:
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        emulator.fail_next("status", status=429, retry_after=3600)
+        with pytest.raises(errors.TooManyRequestsError):
+            await c.speech_to_text_job.get_status("j")
+        emulator.fail_next("status", status=429, code="insufficient_quota_error", retry_after=30)
+        with pytest.raises(errors.TooManyRequestsError):
+            await c.speech_to_text_job.get_status("j")
+        rate = c.stats.rate_per_minute
+        with pytest.raises(errors.NotFoundError):
+            await asyncio.wait_for(c.speech_to_text_job.get_status("j"), 2.0)  # not held
+        assert c.stats.rate_per_minute >= rate  # quota says nothing about pace: no cut
+
+
+async def test_close_fails_queued_calls_instead_of_leaving_them(emulator: Emulator) -> None:
+    c = AsyncSarvam(api_key=KEY, base_url=emulator.url, rate_limit=6.0)  # 1 every 10 s
+    async with c:
+        with pytest.raises(errors.NotFoundError):
+            await c.speech_to_text_job.get_status("j")  # takes the only token
+        queued = asyncio.ensure_future(c.speech_to_text_job.get_status("j"))
+        await asyncio.sleep(0.05)
+        assert c.stats.queued == 1
+    with pytest.raises(errors.ClientClosedError):
+        await asyncio.wait_for(queued, 1.0)
 
 
 async def test_known_plan_rate_paces_from_the_start(emulator: Emulator) -> None:
@@ -74,6 +115,20 @@ async def test_limiter_bounds_in_flight_and_releases_on_cancel() -> None:
     lim.release(t1, 200, None)
     assert lim.stats().in_flight == 1
     await asyncio.wait_for(lim.acquire(), 1)
+
+
+async def test_cancel_while_paced_gives_the_slot_back() -> None:
+    lim = AdaptiveLimiter(max_in_flight=1, rate_limit=6.0)  # one token per 10 s
+    ticket = await lim.acquire()
+    lim.release(ticket, 200, None)  # the slot is free again, the token is spent
+    waiter = asyncio.ensure_future(lim.acquire())
+    await asyncio.sleep(0.01)
+    assert lim.stats().queued == 1  # holds the slot, waits for a token
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert lim.stats().queued == 0 and lim.stats().in_flight == 0
+    assert lim._sem._value == 1  # the slot came back
 
 
 async def test_pacing_wakes_waiters_in_order() -> None:

@@ -50,3 +50,20 @@ def test_url_maps_accept_string_or_object_values() -> None:
     res = msgspec.json.decode(raw, type=FilesUploadResponse)
     assert res.upload_urls["a.wav"] == FileSignedURLDetails("https://h/a?sig=1")
     assert res.upload_urls["b.wav"].file_metadata == {"contentType": "audio/wav"}
+
+
+def test_wrong_types_are_invalid_parameter_errors() -> None:
+    import pytest
+
+    from sarvam_async import SpeechToTextJobParameters
+    from sarvam_async.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError):
+        SpeechToTextJobParameters(num_speakers="2")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError):
+        SpeechToTextJobParameters(keyterms="abc", model="saaras:v4")  # type: ignore[arg-type]
+
+
+def test_rich_repr_is_redacted_too() -> None:
+    d = FileSignedURLDetails("https://h/a.wav?sig=SECRETSIG")
+    assert "SECRETSIG" not in str(list(d.__rich_repr__()))
