@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -179,10 +179,11 @@ class AsyncSarvam:
         progress: ProgressCallback | None = None,
         poll_interval: float = C.POLL_INTERVAL,
         job_timeout: float | None = None,
-    ) -> AsyncIterator[FileOutcome]:
+    ) -> AsyncGenerator[FileOutcome, None]:
         """Transcribe many files: jobs of up to 20, run concurrently; yields per-file outcomes.
 
-        See :func:`sarvam_async.jobs.transcribe_files` for the details.
+        See :func:`sarvam_async.jobs.transcribe_files` for the details. Wrap it in
+        ``contextlib.aclosing()``: leaving the loop early then cancels the run's jobs at once.
         """
         from .jobs import transcribe_files
 

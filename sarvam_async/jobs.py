@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import (
-    AsyncIterator,
+    AsyncGenerator,
     Awaitable,
     Callable,
     Collection,
@@ -568,7 +568,7 @@ async def transcribe_files(
     progress: ProgressCallback | None = None,
     poll_interval: float = C.POLL_INTERVAL,
     job_timeout: float | None = None,
-) -> AsyncIterator[FileOutcome]:
+) -> AsyncGenerator[FileOutcome, None]:
     """Transcribe any number of files; yields one FileOutcome per input as it finishes.
 
     Inputs are split into jobs of at most 20 files (the API's limit), up to

@@ -47,14 +47,48 @@ async def test_429_cuts_rate_holds_client_wide_and_recovers(emulator: Emulator) 
         await refused
         stats = c.stats
         assert stats.throttled == 1 and not stats.slow_start and stats.retries == 1
-        assert stats.rate_per_minute < before * 0.75  # cut
+        assert stats.rate_per_minute < before  # cut
         later = emulator.calls("status")[1:]
         assert len(later) == 11
         # every call of the client, not only the refused one, waited out Retry-After
         assert min(r.time for r in later) - seen >= 0.29
         cut = stats.rate_per_minute
         await _status_calls(c, 100)
-        assert c.stats.rate_per_minute > cut  # additive recovery on success
+        assert c.stats.rate_per_minute > cut  # recovery on success
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cut_and_recovery_arithmetic_on_a_fake_clock() -> None:
+    clock = Clock()
+    lim = AdaptiveLimiter(max_in_flight=10, clock=clock, increase=0.05, increase_share=0.01)
+    for _ in range(100):  # 100 accepted answers over 2 s: 50/s accepted
+        clock.now += 0.02
+        lim.release(lim._epoch, 200, None)
+    assert lim.slow_start and lim.rate > 1e5  # slow start has run far past the server
+    clock.now += 0.01
+    ticket = lim._epoch
+    lim.release(ticket, 429, 2.0)
+    # cut from twice what the server accepted (50/s), not from the runaway rate
+    assert lim.rate == pytest.approx(0.7 * 2 * 50, rel=0.05)
+    assert not lim.slow_start and lim._blocked_until == pytest.approx(clock.now + 2.0)
+    cut = lim.rate
+    lim.release(ticket, 429, None)  # same burst (sent before the cut): no second cut
+    clock.now += 0.5
+    lim.release(lim._epoch, 429, None)  # a new refusal, but within a second: no cut
+    assert lim.rate == cut
+    clock.now += 1.0
+    lim.release(lim._epoch, 503, None)
+    assert lim.rate == pytest.approx(cut * 0.7, rel=0.05)
+    low = lim.rate
+    lim.release(lim._epoch, 200, None)
+    assert lim.rate == pytest.approx(low + 0.05 + 0.01 * low)  # congestion avoidance
 
 
 async def test_burst_of_429s_cuts_once(emulator: Emulator) -> None:

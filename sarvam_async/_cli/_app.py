@@ -1,0 +1,307 @@
+"""The commands: transcribe, status, wait, download, emulator (demo lives in ``_demo``).
+
+Each API command is one coroutine run by ``_main.run``, so Ctrl-C cancels it cleanly.
+Errors are not caught here: ``_main.main`` turns them into one line and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+from .. import AsyncSarvam, JobState, JobStatusResponse, SpeechToTextJobParameters
+from .. import SpeechToTextTranslateJobParameters as TranslateParameters
+from .._constants import API_KEY_ENV
+from ..errors import ConfigurationError, JobError
+from ..jobs import FileOutcome
+from ._display import (
+    UI,
+    FanOutProgress,
+    failures_table,
+    human_bytes,
+    outcome_dict,
+    print_json,
+    summary_table,
+)
+from ._main import EXIT_FAILED, EXIT_OK, fault_statuses, run
+
+DEFAULT_EMULATOR_KEY = "test-key"
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed command; returns its exit status."""
+    ui = UI(verbose=args.verbose)
+    command = args.command
+    if command == "demo":
+        from ._demo import demo
+
+        return demo(args, ui)
+    if command == "emulator":
+        return run(emulator(args, ui))
+    if command == "transcribe":
+        return run(transcribe(args, ui))
+    if command == "status":
+        return run(status(args, ui))
+    if command == "wait":
+        return run(wait(args, ui))
+    if command == "download":
+        return run(download(args, ui))
+    raise AssertionError(f"unknown command {command!r}")
+
+
+def make_client(args: argparse.Namespace, *, rate_limit: float | None = None) -> AsyncSarvam:
+    """The client of a real-API command, keyed from ``--api-key`` or the environment."""
+    key = args.api_key or os.environ.get(API_KEY_ENV)
+    if not key:
+        raise ConfigurationError(
+            f"no API key: pass --api-key KEY or set {API_KEY_ENV} "
+            "(keys are on the Sarvam dashboard)"
+        )
+    return AsyncSarvam(api_key=key, base_url=args.base_url, rate_limit=rate_limit)
+
+
+def closing(
+    outcomes: AsyncGenerator[FileOutcome, None],
+) -> contextlib.aclosing[AsyncGenerator[FileOutcome, None]]:
+    """``aclosing`` over ``transcribe_files`` (an async generator), so Ctrl-C cancels jobs."""
+    return contextlib.aclosing(outcomes)
+
+
+# ----------------------------------------------------------------------------- transcribe
+
+
+def job_parameters(
+    args: argparse.Namespace,
+) -> SpeechToTextJobParameters | TranslateParameters:
+    """The job parameters named on the command line (InvalidParameterError if bad)."""
+    diarize = True if args.diarize else None
+    if args.translate:
+        return TranslateParameters(
+            prompt=args.prompt,
+            model=args.model,
+            with_diarization=diarize,
+            num_speakers=args.speakers,
+            input_audio_codec=args.codec,
+        )
+    return SpeechToTextJobParameters(
+        language_code=args.language,
+        model=args.model,
+        mode=args.mode,
+        with_timestamps=True if args.timestamps else None,
+        with_diarization=diarize,
+        num_speakers=args.speakers,
+        input_audio_codec=args.codec,
+    )
+
+
+async def transcribe(args: argparse.Namespace, ui: UI) -> int:
+    """``sarvam-async transcribe``: the fan-out against the real API."""
+    params = job_parameters(args)
+    paths = [Path(f) for f in args.files]
+    out = Path(args.out)
+    async with make_client(args, rate_limit=args.rate_limit) as client:
+        display = FanOutProgress(ui.err, lambda: client.stats, len(paths))
+        started = time.monotonic()
+        try:
+            with display:
+                stream = client.transcribe_files(
+                    paths,
+                    output_dir=out,
+                    job_parameters=params,
+                    translate=args.translate,
+                    max_concurrent_jobs=args.jobs_concurrency,
+                    manifest=args.manifest,
+                    progress=display,
+                    poll_interval=args.poll_interval,
+                    job_timeout=args.job_timeout,
+                )
+                async with closing(stream) as outcomes:
+                    async for outcome in outcomes:
+                        display.outcome(outcome)
+        except asyncio.CancelledError:
+            done = len(display.transcribed)
+            hint = (
+                f"run the same command again to resume from {args.manifest}"
+                if args.manifest
+                else "pass --manifest PATH next time to make a run resumable"
+            )
+            ui.note(f"stopped: {done} of {len(paths)} files transcribed into {out}; {hint}")
+            raise
+        elapsed = time.monotonic() - started
+        stats = client.stats
+    failed = sorted(display.failed.values(), key=lambda o: o.name)
+    ok = len(display.transcribed)
+    files = f"{len(paths)}: {ok} transcribed, {len(failed)} failed"
+    if display.resumed:
+        files += f" ({display.resumed} already done, from the manifest)"
+    rows = [
+        ("Files", files),
+        ("Jobs", f"{len(display.jobs_seen)} (up to {args.jobs_concurrency} at a time)"),
+        ("API calls", f"{stats.requests} ({stats.retries} retries)"),
+        ("429/503 absorbed", str(stats.throttled)),
+        ("Uploaded", human_bytes(max(display.bytes_sent, 0))),
+        ("Wall time", f"{elapsed:.1f} s"),
+        ("Transcripts", str(out)),
+    ]
+    if args.manifest:
+        rows.append(("Manifest", str(args.manifest)))
+    ui.out.print(summary_table("Summary", rows))
+    if failed:
+        ui.out.print(failures_table(failed))
+        again = (
+            "run the same command again to retry what can be retried"
+            if args.manifest
+            else "re-run with only the failed files, or use --manifest to resume"
+        )
+        ui.note(f"{len(failed)} of {len(paths)} files failed; {again}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- one job
+
+
+def _status_rows(st: JobStatusResponse) -> list[tuple[str, str]]:
+    rows = [
+        ("State", st.job_state.value),
+        (
+            "Files",
+            f"{st.total_files} ({st.successful_files_count} succeeded, "
+            f"{st.failed_files_count} failed)",
+        ),
+    ]
+    if st.created_at:
+        rows.append(("Created", st.created_at))
+    if st.updated_at:
+        rows.append(("Updated", st.updated_at))
+    if st.error_message:
+        rows.append(("Error", st.error_message))
+    return rows
+
+
+async def status(args: argparse.Namespace, ui: UI) -> int:
+    """``sarvam-async status JOB_ID``."""
+    async with make_client(args) as client:
+        resource = (
+            client.speech_to_text_translate_job if args.translate else client.speech_to_text_job
+        )
+        job = await resource.get_job(args.job_id)
+        st = await job.get_status()
+        results = await job.get_file_results(st)
+    if args.json:
+        print_json(st)
+        return EXIT_OK
+    ui.out.print(summary_table(f"Job {st.job_id}", _status_rows(st)))
+    if results:
+        from rich.table import Table
+
+        table = Table("File", "State", "Output", "Error", title_justify="left")
+        for r in results:
+            table.add_row(r.name, r.state or "-", r.output_name or "-", r.error_message or "")
+        ui.out.print(table)
+    return EXIT_OK
+
+
+async def wait(args: argparse.Namespace, ui: UI) -> int:
+    """``sarvam-async wait JOB_ID``: exit 0 only when the job Completed."""
+    async with make_client(args) as client:
+        resource = (
+            client.speech_to_text_translate_job if args.translate else client.speech_to_text_job
+        )
+        job = await resource.get_job(args.job_id)
+        with ui.spinner(f"waiting for job {args.job_id}"):
+            st = await job.wait_until_complete(
+                poll_interval=args.poll_interval, timeout=args.timeout
+            )
+    if args.json:
+        print_json(st)
+    else:
+        ui.out.print(summary_table(f"Job {st.job_id}", _status_rows(st)))
+    if st.job_state != JobState.COMPLETED:
+        ui.note(f"job {st.job_id} ended {st.job_state.value}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def download(args: argparse.Namespace, ui: UI) -> int:
+    """``sarvam-async download JOB_ID --out DIR``: exit 1 when any file has no transcript."""
+    out = Path(args.out)
+    async with make_client(args) as client:
+        resource = (
+            client.speech_to_text_translate_job if args.translate else client.speech_to_text_job
+        )
+        job = await resource.get_job(args.job_id)
+        st = await job.get_status()
+        if not st.job_state.is_terminal:
+            raise JobError(
+                f"job {args.job_id} is {st.job_state.value} and has no transcripts yet; run "
+                f"'sarvam-async wait {args.job_id}' first",
+                job_id=args.job_id,
+            )
+        with ui.spinner(f"downloading the transcripts of job {args.job_id}"):
+            outcomes = await job.download_outputs(out, status=st)
+    outcomes.sort(key=lambda o: o.name)
+    failed = [o for o in outcomes if not o.ok]
+    if args.json:
+        print_json([outcome_dict(o) for o in outcomes])
+    else:
+        rows = [
+            ("Job", f"{st.job_id} ({st.job_state.value})"),
+            ("Files", f"{len(outcomes)}: {len(outcomes) - len(failed)} downloaded"),
+            ("Transcripts", str(out)),
+        ]
+        ui.out.print(summary_table("Download", rows))
+        if failed:
+            ui.out.print(failures_table(failed))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# ----------------------------------------------------------------------------- emulator
+
+
+async def emulator(args: argparse.Namespace, ui: UI) -> int:
+    """``sarvam-async emulator``: serve until Ctrl-C; prints the URL and the key first."""
+    from ..testing import Emulator
+
+    rate, statuses = fault_statuses(args.fault_429, args.fault_503)
+    key = getattr(args, "api_key", None) or DEFAULT_EMULATOR_KEY
+    emu = Emulator(
+        api_key=key,
+        host=args.host,
+        port=args.port,
+        rate_limit=args.rate_limit,
+        latency=args.latency / 1000.0,
+        job_duration=args.job_duration,
+        fault_rate=rate,
+        fault_statuses=statuses,
+        seed=args.seed,
+        record_requests=False,  # a long-running server must not grow without bound
+    )
+    await emu.start()
+    try:
+        faults = "none"
+        if rate > 0:
+            share = statuses.count(429) / len(statuses)
+            faults = (
+                f"{rate:.1%} of API calls (429: {rate * share:.1%}, 503: {rate * (1 - share):.1%})"
+            )
+        limit = f"{args.rate_limit:g} requests/min" if args.rate_limit else "none"
+        ui.line(f"Sarvam API emulator listening on {emu.url} (Ctrl-C to stop)")
+        ui.line(f"  export SARVAM_BASE_URL={emu.url}")
+        ui.line(f"  export SARVAM_API_KEY={key}")
+        ui.line(
+            f"  rate limit: {limit}; faults: {faults}; latency: {args.latency:g} ms; "
+            f"job duration: {args.job_duration:g} s"
+        )
+        await asyncio.Event().wait()  # until Ctrl-C cancels us
+    finally:
+        stats = emu.stats
+        await emu.close()
+        by_status = ", ".join(f"{s or 'dropped'}: {n}" for s, n in sorted(stats.by_status.items()))
+        ui.note(f"emulator stopped: {stats.api_requests} API requests ({by_status or 'none'})")
+    raise AssertionError("unreachable")

@@ -1,0 +1,160 @@
+"""``sarvam-async demo``: the whole fan-out against an in-process emulator, no key needed.
+
+The audio is synthetic (short sine tones in real RIFF/WAV files, in a temporary folder that
+is removed afterwards); the transcripts are the emulator's synthetic sentences, written where
+``--out`` says. With faults on, a job can be lost outright (a dropped connection on the call
+that creates it is not retried: it may have created a job). Such files are sent again in a
+further pass over the same manifest, which is what a user would do with ``transcribe``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import random
+import sys
+import tempfile
+import time
+import wave
+from array import array
+from pathlib import Path
+
+from .. import AsyncSarvam
+from ..jobs import FileOutcome
+from ..testing import Emulator
+from ._app import closing
+from ._display import UI, FanOutProgress, human_bytes, summary_table
+from ._main import EXIT_FAILED, EXIT_OK, run
+
+DEMO_KEY = "demo-key"
+POLL_INTERVAL = 0.2
+MAX_PASSES = 5
+SAMPLE_RATE = 16_000
+TONE_SECONDS = 0.25
+
+
+def write_wavs(folder: Path, count: int) -> list[Path]:
+    """``count`` mono 16-bit 16 kHz WAV files, each a short tone of its own pitch."""
+    n = int(SAMPLE_RATE * TONE_SECONDS)
+    paths = []
+    for i in range(count):
+        freq = 220.0 + 5.0 * (i % 400)
+        step = 2.0 * math.pi * freq / SAMPLE_RATE
+        # a 10 ms fade in and out, so the tone does not click
+        fade = SAMPLE_RATE // 100
+        samples = array(
+            "h",
+            (
+                int(9000 * math.sin(step * t) * min(1.0, t / fade, (n - 1 - t) / fade))
+                for t in range(n)
+            ),
+        )
+        if sys.byteorder == "big":
+            samples.byteswap()  # WAV is little-endian
+        path = folder / f"clip-{i + 1:04d}.wav"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(samples.tobytes())
+        paths.append(path)
+    return paths
+
+
+def demo(args: argparse.Namespace, ui: UI) -> int:
+    """Generate the audio, run the fan-out, print the summary; 0 only if all transcribed."""
+    out = (
+        Path(args.out)
+        if args.out
+        else Path(tempfile.mkdtemp(prefix="sarvam-async-demo-transcripts-"))
+    )
+    with tempfile.TemporaryDirectory(prefix="sarvam-async-demo-audio-") as tmp:
+        folder = Path(tmp)
+        paths = write_wavs(folder, args.files)
+        size = sum(p.stat().st_size for p in paths)
+        ui.note(f"Generated {len(paths)} synthetic WAV files ({human_bytes(size)}).")
+        return run(_run(args, ui, paths, out, folder / "demo.manifest"))
+
+
+async def _run(
+    args: argparse.Namespace, ui: UI, paths: list[Path], out: Path, manifest: Path
+) -> int:
+    emulator = Emulator(
+        api_key=DEMO_KEY,
+        rate_limit=args.rate_limit,
+        job_duration=args.job_duration,
+        fault_rate=args.fault_rate,
+        fault_drop=args.fault_rate > 0,
+        seed=args.seed if args.seed is not None else random.randrange(2**32),
+        record_requests=False,
+    )
+    async with emulator as emu, AsyncSarvam(api_key=DEMO_KEY, base_url=emu.url) as client:
+        faults = (
+            f"; {args.fault_rate:.0%} of API calls fail (429, 503 or dropped)"
+            if args.fault_rate
+            else ""
+        )
+        ui.note(f"Emulator listening on {emu.url}{faults}.")
+        display = FanOutProgress(ui.err, lambda: client.stats, len(paths))
+        results: dict[str, FileOutcome] = {}
+        passes = 0
+        started = time.monotonic()
+        try:
+            with display:
+                while passes < MAX_PASSES:
+                    passes += 1
+                    retry = False
+                    stream = client.transcribe_files(
+                        paths,
+                        output_dir=out,
+                        max_concurrent_jobs=args.jobs_concurrency,
+                        manifest=manifest,
+                        progress=display,
+                        poll_interval=POLL_INTERVAL,
+                    )
+                    async with closing(stream) as outcomes:
+                        async for outcome in outcomes:
+                            display.outcome(outcome)
+                            results[outcome.name] = outcome
+                            retry = retry or not (outcome.ok or outcome.resumed)
+                    if not (display.failed and retry):
+                        break
+        except asyncio.CancelledError:
+            ui.note(
+                f"stopped: {len(display.transcribed)} of {len(paths)} files transcribed; "
+                f"their transcripts are in {out}"
+            )
+            raise
+        elapsed = time.monotonic() - started
+        cstats = client.stats
+        estats = emu.stats
+    ok = len(display.transcribed)
+    failed = len(display.failed)
+    by_status = estats.by_status
+    rows = [
+        ("Files", f"{len(paths)}: {ok} transcribed, {failed} failed"),
+        ("Jobs", f"{len(display.jobs_seen)} (up to {args.jobs_concurrency} at a time)"),
+    ]
+    if passes > 1:
+        rows.append(("Passes", f"{passes} (files of lost jobs resubmitted from the manifest)"))
+    rows += [
+        ("API calls", str(cstats.requests)),
+        ("Retries", str(cstats.retries)),
+        ("429s absorbed", str(by_status.get(429, 0))),
+        ("503s absorbed", str(by_status.get(503, 0))),
+        ("Dropped connections", str(by_status.get(0, 0))),
+        ("Uploaded", human_bytes(max(display.bytes_sent, 0))),
+        ("Wall time", f"{elapsed:.2f} s"),
+        ("Throughput", f"{ok / elapsed:.1f} files/s" if elapsed > 0 else "-"),
+    ]
+    ui.out.print(summary_table("Demo summary", rows))
+    sample = next((results[n] for n in sorted(results) if results[n].ok), None)
+    if sample is not None and sample.result is not None:
+        text = sample.result.transcript
+        ui.line(f"Sample: {sample.name} -> {text if len(text) <= 60 else text[:57] + '...'}")
+    ui.line(f"Transcripts: {out}")
+    if failed:
+        ui.note(f"{failed} files were not transcribed")
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,265 @@
+"""What the command shows: live fan-out progress, summary and failure tables, JSON.
+
+Progress, notes and logs go to stderr; results (tables, JSON) to stdout, so
+``sarvam-async ... --json > out.json`` and pipes keep working. When stderr is not a terminal
+:class:`FanOutProgress` prints a plain line every tenth of the files (at most one a second)
+and the final bars once, at the end; nothing is redrawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any
+
+import msgspec
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from .. import ClientStats
+from ..jobs import FileOutcome, ProgressEvent
+from ..models import MAX_FILES_PER_JOB
+
+
+class UI:
+    """The two consoles of a run, and logging when ``verbose``."""
+
+    def __init__(self, *, verbose: bool) -> None:
+        self.out = Console(highlight=False, soft_wrap=False)
+        self.err = Console(stderr=True, highlight=False)
+        self.verbose = verbose
+        if verbose:
+            handler = RichHandler(console=self.err, show_path=False, markup=False)
+            handler.setFormatter(logging.Formatter("%(message)s", datefmt="%H:%M:%S"))
+            log = logging.getLogger("sarvam_async")
+            log.addHandler(handler)
+            log.setLevel(logging.DEBUG)
+
+    def spinner(self, message: str) -> AbstractContextManager[object]:
+        """A spinner on stderr while waiting; nothing at all when stderr is not a terminal."""
+        if not self.err.is_terminal:
+            return contextlib.nullcontext()
+        return self.err.status(message)
+
+    def note(self, message: str) -> None:
+        """A line of commentary on stderr (kept out of stdout's results)."""
+        self.err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    def line(self, message: str) -> None:
+        """A plain result line on stdout (never wrapped: paths stay copyable)."""
+        self.out.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``1.5 KB``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def stats_text(stats: ClientStats) -> Text:
+    """One short line of client counters: calls, retries, throttling, pace, in flight."""
+    pace = "ramping up" if stats.slow_start else f"{stats.rate_per_minute:,.0f}/min"
+    parts = [
+        f"API calls {stats.requests}",
+        f"retries {stats.retries}",
+        f"429/503 {stats.throttled}",
+        f"pace {pace}",
+        f"in flight {stats.in_flight}",
+    ]
+    return Text(" · ".join(parts), style="dim")
+
+
+class FanOutProgress(Progress):
+    """Live bars of a ``transcribe_files`` run; call it with progress events and outcomes.
+
+    Counts are kept as sets of names / job ids, so a second pass over the same files (a
+    resumed or repeated run) never counts anything twice.
+    """
+
+    def __init__(
+        self, console: Console, stats: Callable[[], ClientStats], total_files: int
+    ) -> None:
+        self._stats = stats  # before Progress.__init__, which may render
+        super().__init__(
+            TextColumn("{task.description:<15}"),
+            BarColumn(bar_width=32),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=console,
+            refresh_per_second=8,
+            disable=not console.is_terminal,  # plain output: lines, then the final bars
+        )
+        self.total_files = total_files
+        self.uploaded: set[str] = set()
+        self.jobs_seen: set[str] = set()
+        self.started: set[str] = set()
+        self.jobs_done: set[str] = set()
+        self.transcribed: set[str] = set()
+        self.failed: dict[str, FileOutcome] = {}
+        self.resumed = 0
+        self.planned_uploads: int | None = None
+        self.planned_jobs = 0
+        self.bytes_sent = 0
+        self._plain = not console.is_terminal
+        self._next_milestone = 1
+        self._t0 = self._last_line = time.monotonic()
+        self._up = self.add_task("Uploaded", total=None, note="")
+        self._jobs = self.add_task("Jobs finished", total=None, note="")
+        self._done = self.add_task("Transcribed", total=total_files, note="")
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def __call__(self, event: ProgressEvent) -> None:
+        """The ``progress=`` callback of ``transcribe_files``."""
+        kind = event.kind
+        if kind == "planned":
+            if self.planned_uploads is None:  # later passes only redo part of the first
+                self.planned_uploads = event.total
+                self.planned_jobs = math.ceil(event.total / MAX_FILES_PER_JOB)
+        elif kind == "bytes_sent":
+            self.bytes_sent += event.nbytes
+        elif kind == "file_uploaded" and event.file is not None:
+            self.uploaded.add(event.file)
+        elif event.job_id is not None:
+            self.jobs_seen.add(event.job_id)
+            if kind == "job_started":
+                self.started.add(event.job_id)
+            elif kind == "job_finished":
+                self.jobs_done.add(event.job_id)
+        self._sync()
+
+    def outcome(self, outcome: FileOutcome) -> None:
+        """Count one file's end (from the ``transcribe_files`` iterator)."""
+        if outcome.ok:
+            self.transcribed.add(outcome.name)
+            self.failed.pop(outcome.name, None)
+        else:
+            self.failed[outcome.name] = outcome
+        if outcome.resumed and outcome.ok:
+            self.resumed += 1
+        self._sync()
+        if self._plain:
+            self._milestone()
+
+    # -- display ---------------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        running = len(self.started - self.jobs_done)
+        self.update(
+            self._up,
+            total=self.planned_uploads,
+            completed=len(self.uploaded),
+            note=human_bytes(max(self.bytes_sent, 0)),
+        )
+        self.update(
+            self._jobs,
+            total=max(self.planned_jobs, len(self.jobs_seen)),
+            completed=len(self.jobs_done),
+            note=f"{running} running",
+        )
+        failed = f"{len(self.failed)} failed" if self.failed else ""
+        self.update(self._done, completed=len(self.transcribed), note=failed)
+
+    def _milestone(self) -> None:
+        """A plain line per tenth of the files done, at most one a second (but the last)."""
+        done = len(self.transcribed) + len(self.failed)
+        total = max(self.total_files, 1)
+        now = time.monotonic()
+        crossed = done * 10 >= self._next_milestone * total
+        if not crossed or (done < total and now - self._last_line < 1.0):
+            return
+        while done * 10 >= self._next_milestone * total:
+            self._next_milestone += 1
+        self._last_line = now
+        self.console.print(
+            f"{done:>6}/{self.total_files} files done, {len(self.failed)} failed, "
+            f"{len(self.jobs_done)} jobs finished ({now - self._t0:.1f}s)",
+            markup=False,
+            highlight=False,
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:  # the error (or the interruption) says it all: no bars
+            self.live.transient = True
+        super().__exit__(exc_type, exc_val, exc_tb)
+        if self._plain and exc_type is None:
+            self.console.print(Group(*self.get_renderables()))
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        yield stats_text(self._stats())
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def summary_table(title: str, rows: Sequence[tuple[str, str]]) -> Table:
+    """Two columns, label and value."""
+    table = Table(
+        title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 2)
+    )
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def failures_table(failures: Sequence[FileOutcome], limit: int = 50) -> Table:
+    """File, state and error of each failed file (the first ``limit``)."""
+    table = Table(
+        title=f"Failed files ({len(failures)})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("File", overflow="fold")
+    table.add_column("State")
+    table.add_column("Error", overflow="fold")
+    for o in failures[:limit]:
+        table.add_row(o.name, o.state or "-", o.error or "-")
+    if len(failures) > limit:
+        table.add_row(f"... and {len(failures) - limit} more", "", "")
+    return table
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def outcome_dict(o: FileOutcome) -> dict[str, Any]:
+    """A FileOutcome as plain JSON-ready values (paths as strings, no parsed transcript)."""
+    return {
+        "name": o.name,
+        "ok": o.ok,
+        "state": o.state,
+        "job_id": o.job_id,
+        "path": str(o.path) if o.path is not None else None,
+        "output_path": str(o.output_path) if o.output_path is not None else None,
+        "error": o.error,
+        "resumed": o.resumed,
+    }
+
+
+def print_json(obj: Any) -> None:
+    """``obj`` (msgspec Structs, dicts, lists) as indented JSON on stdout."""
+    data = msgspec.json.format(msgspec.json.encode(obj), indent=2)
+    sys.stdout.write(data.decode() + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,376 @@
+"""The ``sarvam-async`` command, run for real in subprocesses against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sarvam_async import AsyncSarvam
+from sarvam_async._cli._main import fault_statuses
+from sarvam_async.testing import Emulator
+
+from .conftest import KEY
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SARVAM_")}
+    env.update(COLUMNS="200", PYTHONIOENCODING="utf-8", **extra)
+    return env
+
+
+async def _start(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sarvam_async",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env if env is not None else _env(),
+    )
+
+
+async def _finish(proc: asyncio.subprocess.Process, timeout: float = 30.0) -> Run:
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def cli(*args: str, env: dict[str, str] | None = None) -> Run:
+    return await _finish(await _start(*args, env=env))
+
+
+def _api_env(emulator: Emulator) -> dict[str, str]:
+    return _env(SARVAM_API_KEY=KEY, SARVAM_BASE_URL=emulator.url)
+
+
+def _wavs(folder: Path, *names: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, name in enumerate(names):
+        path = folder / name
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16_000)
+            w.writeframes(bytes([i, 0]) * 1600)
+        paths.append(path)
+    return paths
+
+
+def _one_clear_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("sarvam-async: error: ")
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- help, usage
+
+
+async def test_help_for_every_command() -> None:
+    expected = {
+        (): "COMMAND",
+        ("demo",): "--fault-rate",
+        ("transcribe",): "--manifest",
+        ("status",): "--json",
+        ("wait",): "--timeout",
+        ("download",): "--out",
+        ("emulator",): "--fault-429",
+    }
+    runs = await asyncio.gather(*(cli(*args, "--help") for args in expected))
+    for (args, flag), run in zip(expected.items(), runs, strict=True):
+        assert run.code == 0, (args, run.err)
+        assert run.out.startswith("usage: sarvam-async"), args
+        assert flag in run.out, args
+        assert "--verbose" in run.out, args
+        assert ("--base-url" in run.out) == (args != ("emulator",)), args
+
+
+async def test_usage_errors_exit_2_and_missing_key_exits_1(tmp_path: Path) -> None:
+    (wav,) = _wavs(tmp_path, "a.wav")
+    runs = await asyncio.gather(
+        cli("transcribe", str(wav)),  # no --out
+        cli("transcribe", str(wav), "--out", "x", "--speakers", "2"),
+        cli("transcribe", str(wav), "--out", "x", "--translate", "--language", "hi-IN"),
+        cli("demo", "--fault-rate", "2"),
+        cli("emulator", "--fault-429", "0.7", "--fault-503", "0.5"),
+        cli("transcribe", str(tmp_path / "missing.wav"), "--out", "x", "--api-key", "k"),
+        cli("status", "job-1"),  # no key anywhere
+    )
+    assert [r.code for r in runs] == [2, 2, 2, 2, 2, 2, 1]
+    assert "--out" in runs[0].err
+    assert "--speakers needs --diarize" in runs[1].err
+    assert "--language cannot be used with --translate" in runs[2].err
+    assert "probability" in runs[3].err
+    assert "must not exceed 1" in runs[4].err
+    assert "not a readable file" in _one_clear_line(runs[5].err)
+    assert "pass --api-key KEY or set SARVAM_API_KEY" in _one_clear_line(runs[6].err)
+
+
+def test_fault_options_map_onto_weighted_statuses() -> None:
+    assert fault_statuses(0.0, 0.0) == (0.0, (429, 503))
+    rate, statuses = fault_statuses(0.1, 0.05)
+    assert rate == pytest.approx(0.15) and statuses == (429, 429, 503)
+    assert fault_statuses(0.0, 0.2) == (0.2, (503,))
+    assert fault_statuses(0.3, 0.0) == (0.3, (429,))
+
+
+# ----------------------------------------------------------------------------- rich
+
+
+_BLOCK_RICH = """
+import sys
+
+class BlockRich:
+    def find_spec(self, name, path=None, target=None):
+        if name == "rich" or name.startswith("rich."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, BlockRich())
+from sarvam_async.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+_NO_RICH_ON_IMPORT = """
+import sys
+import sarvam_async, sarvam_async.cli, sarvam_async.pytest_plugin, sarvam_async.testing
+loaded = sorted(m for m in sys.modules if m == "rich" or m.startswith("rich."))
+assert not loaded, loaded
+"""
+
+
+async def test_missing_rich_says_how_to_install_it() -> None:
+    async def python(*args: str) -> Run:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_env(),
+        )
+        return await _finish(proc)
+
+    demo, helped, imported = await asyncio.gather(
+        python("-c", _BLOCK_RICH, "demo", "--files", "1"),
+        python("-c", _BLOCK_RICH, "demo", "--help"),
+        python("-c", _NO_RICH_ON_IMPORT),
+    )
+    assert demo.code == 1
+    assert "pip install 'sarvam-async[cli]'" in _one_clear_line(demo.err)
+    assert helped.code == 0 and "--files" in helped.out  # help needs no rich
+    assert imported.code == 0, imported.err
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+async def test_demo_with_faults_transcribes_every_file(tmp_path: Path) -> None:
+    out = tmp_path / "transcripts"
+    run = await cli(
+        "demo",
+        "--files",
+        "30",
+        "--fault-rate",
+        "0.2",
+        "--seed",
+        "5",
+        "--job-duration",
+        "0.2",
+        "--out",
+        str(out),
+    )
+    assert run.code == 0, run.err
+    assert "30: 30 transcribed, 0 failed" in run.out
+    counts = {
+        label: int(n)
+        for label, n in re.findall(
+            r"(429s absorbed|503s absorbed|Dropped connections)\s+(\d+)", run.out
+        )
+    }
+    assert len(counts) == 3 and sum(counts.values()) > 0, run.out  # faults happened
+    match = re.search(r"^Transcripts: (.+)$", run.out, re.MULTILINE)
+    assert match is not None and Path(match.group(1)) == out
+    written = sorted(out.iterdir())
+    assert len(written) == 30 and all(p.suffix == ".json" for p in written)
+    assert json.loads(written[0].read_text("utf-8"))["transcript"]
+    assert "Traceback" not in run.err
+
+
+# ----------------------------------------------------------------------------- transcribe
+
+
+async def test_transcribe_reports_failures_and_resumes_from_the_manifest(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    paths = _wavs(tmp_path / "in", "a.wav", "b.wav", "c.wav", "d.wav")
+    out, manifest = tmp_path / "out", tmp_path / "run.manifest"
+    emulator.fail_file("c.wav", message="Audio could not be decoded")
+    emulator.fail_next("upload-files", drop=True)  # absorbed by a retry, logged with --verbose
+    args = [
+        "transcribe",
+        *map(str, paths),
+        "--out",
+        str(out),
+        "--manifest",
+        str(manifest),
+        "--language",
+        "hi-IN",
+        "--poll-interval",
+        "0.05",
+    ]
+    first = await cli(*args, "--verbose", env=_api_env(emulator))
+    assert first.code == 1, first.err
+    assert "4: 3 transcribed, 1 failed" in first.out
+    assert re.search(r"c\.wav\s+API Error\s+Audio could not be decoded", first.out)
+    assert "retrying POST /speech-to-text/job/v1/upload-files" in first.err  # --verbose: logs
+    assert KEY not in first.out + first.err  # the key is never printed or logged
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav.json", "b.wav.json", "d.wav.json"]
+    assert emulator.calls("initiate")[-1].json()["job_parameters"] == {"language_code": "hi-IN"}
+
+    again = await cli(*args, env=_api_env(emulator))
+    assert again.code == 1  # the API's verdict on c.wav is journaled, not retried
+    assert "3 already done, from the manifest" in again.out
+    assert len(emulator.calls("initiate")) == 1  # nothing was submitted twice
+
+
+async def test_ctrl_c_stops_cleanly_and_the_manifest_resumes(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.job_duration = 1.0
+    paths = _wavs(tmp_path / "in", "a.wav", "b.wav", "c.wav")
+    out, manifest = tmp_path / "out", tmp_path / "run.manifest"
+    args = ["transcribe", *map(str, paths), "--out", str(out), "--manifest", str(manifest)]
+    proc = await _start(*args, "--poll-interval", "0.05", env=_api_env(emulator))
+    for _ in range(200):
+        if emulator.calls("start"):
+            break
+        await asyncio.sleep(0.02)
+    assert emulator.calls("start"), "the job never started"
+    proc.send_signal(signal.SIGINT)
+    stopped = await _finish(proc)
+    assert stopped.code == 130, stopped.err
+    assert "Traceback" not in stopped.err
+    assert "0 of 3 files transcribed" in stopped.err and "resume" in stopped.err
+    assert not out.exists() or not list(out.iterdir())  # nothing half-written
+
+    resumed = await cli(*args, "--poll-interval", "0.05", env=_api_env(emulator))
+    assert resumed.code == 0, resumed.err
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav.json", "b.wav.json", "c.wav.json"]
+    assert len(emulator.calls("initiate")) == 1 and len(emulator.calls("start")) == 1
+
+
+# ----------------------------------------------------------------------------- one job
+
+
+async def test_status_wait_download_json(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.job_duration = 0.3
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as client:
+        job = await client.speech_to_text_job.create_job()
+        await job.upload_files(_wavs(tmp_path / "in", "x.wav", "y.wav"))
+        await job.start()
+    env = _api_env(emulator)
+
+    early = await cli("download", job.job_id, "--out", str(tmp_path / "early"), env=env)
+    assert early.code == 1
+    assert f"run 'sarvam-async wait {job.job_id}' first" in _one_clear_line(early.err)
+
+    waited = await cli("wait", job.job_id, "--json", "--poll-interval", "0.05", env=env)
+    assert waited.code == 0, waited.err
+    assert json.loads(waited.out)["job_state"] == "Completed"
+
+    out = tmp_path / "out"
+    status, human, downloaded = await asyncio.gather(
+        cli("status", job.job_id, "--json", env=env),
+        cli("status", job.job_id, env=env),
+        cli("download", job.job_id, "--out", str(out), "--json", env=env),
+    )
+    assert status.code == human.code == downloaded.code == 0, downloaded.err
+    body = json.loads(status.out)
+    assert body["job_id"] == job.job_id and body["successful_files_count"] == 2
+    assert "Completed" in human.out and "x.wav" in human.out
+    files = json.loads(downloaded.out)
+    assert [f["name"] for f in files] == ["x.wav", "y.wav"] and all(f["ok"] for f in files)
+    assert all(Path(f["output_path"]).is_file() for f in files)
+    assert Path(files[0]["output_path"]).parent == out
+
+
+async def test_api_errors_are_one_line_with_the_request_id(emulator: Emulator) -> None:
+    bad_key = _env(SARVAM_API_KEY="wrong-key", SARVAM_BASE_URL=emulator.url)
+    wrong, unknown, translate = await asyncio.gather(
+        cli("status", "job-1", env=bad_key),
+        cli("status", "no-such-job", "--json", env=_api_env(emulator)),
+        cli("wait", "no-such-job", "--translate", env=_api_env(emulator)),
+    )
+    for run, status in ((wrong, "403"), (unknown, "404"), (translate, "404")):
+        assert run.code == 1
+        line = _one_clear_line(run.err)
+        assert f"HTTP {status}" in line and "request_id=" in line, line
+        assert run.out == ""
+    assert "SARVAM_API_KEY" in wrong.err  # says what to do
+    assert "/speech-to-text-translate/" in translate.err
+
+
+async def test_transcribe_with_a_bad_key_stops_with_one_line(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    paths = _wavs(tmp_path, "a.wav")
+    bad_key = _env(SARVAM_BASE_URL=emulator.url)
+    run = await cli(
+        "transcribe",
+        *map(str, paths),
+        "--out",
+        str(tmp_path / "o"),
+        "--api-key",
+        "nope",
+        env=bad_key,
+    )
+    assert run.code == 1
+    assert "HTTP 403" in _one_clear_line(run.err)
+
+
+# ----------------------------------------------------------------------------- emulator
+
+
+async def test_emulator_command_serves_until_ctrl_c() -> None:
+    proc = await _start(
+        "emulator", "--api-key", "k1", "--fault-503", "0.0", "--job-duration", "0", "--port", "0"
+    )
+    assert proc.stdout is not None
+    url = None
+    lines = []
+    while url is None:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+        assert line, "the emulator exited early"
+        lines.append(line)
+        if "SARVAM_BASE_URL=" in line:
+            url = line.split("=", 1)[1].strip()
+    key_line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+    assert key_line.strip() == "export SARVAM_API_KEY=k1"
+    assert lines[0].startswith("Sarvam API emulator listening on http://127.0.0.1:")
+    async with AsyncSarvam(api_key="k1", base_url=url) as client:
+        job = await client.speech_to_text_job.create_job()
+        assert (await job.get_status()).job_state == "Accepted"
+    proc.send_signal(signal.SIGINT)
+    run = await _finish(proc)
+    assert run.code == 130
+    assert "emulator stopped: 2 API requests (200: 1, 202: 1)" in run.err
+    assert "Traceback" not in run.err
