@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import aiohttp
 
@@ -62,6 +62,27 @@ def storage_policy(policy: RetryPolicy) -> RetryPolicy:
 def _timeout() -> aiohttp.ClientTimeout:
     # No total limit (a large file takes as long as it takes); abandon a silent socket.
     return aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=C.STORAGE_READ_TIMEOUT)
+
+
+async def _open(path: Path, mode: Literal["rb", "wb"]) -> BinaryIO:
+    """Open a file in a worker thread; a cancelled caller never leaks the opened file."""
+    opening: asyncio.Future[BinaryIO] = asyncio.ensure_future(
+        asyncio.to_thread(_open_binary, path, mode)
+    )
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_result)
+        raise
+
+
+def _open_binary(path: Path, mode: Literal["rb", "wb"]) -> BinaryIO:
+    return path.open(mode)
+
+
+def _close_result(opening: asyncio.Future[BinaryIO]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 async def _file_chunks(f: BinaryIO, on_bytes: Callable[[int], None] | None) -> AsyncIterator[bytes]:
@@ -168,7 +189,7 @@ async def upload_from(
             on_bytes(-sent)  # a retry starts over: take back what the failed try reported
         sent = 0
         try:
-            f = await asyncio.to_thread(path.open, "rb")  # a fresh body for every attempt
+            f = await _open(path, "rb")  # a fresh body for every attempt
         except OSError as exc:
             raise StorageError(f"cannot read the file: {exc.strerror}", file_name=name) from None
         try:
@@ -200,7 +221,7 @@ async def download_to(
         nonlocal written
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
         try:
-            f = await asyncio.to_thread(tmp.open, "wb")
+            f = await _open(tmp, "wb")
         except OSError as exc:
             raise StorageError(
                 f"cannot write {tmp.parent}: {exc.strerror}", file_name=name

@@ -368,8 +368,12 @@ class BatchJob:
         paths: Mapping[str, Path],
         progress: ProgressCallback | None,
         only: Collection[str] | None = None,
+        settled: Callable[[FileOutcome], Awaitable[None]] | None = None,
     ) -> list[FileOutcome]:
-        """Outcomes of the job's inputs (those in ``only``, when given); downloads successes."""
+        """Outcomes of the job's inputs (those in ``only``, when given); downloads successes.
+
+        ``settled`` is awaited with each outcome as soon as it is known (to journal it).
+        """
         if not status.job_state.is_terminal:
             raise JobError(
                 f"job {self.job_id} is {status.job_state.value}; wait_until_complete() first",
@@ -391,6 +395,9 @@ class BatchJob:
             else:
                 error = res.error_message or f"the API reports state {res.state!r}"
             outcomes.append(self._failed(res.name, paths, res.state, error, progress))
+        if settled is not None:
+            for outcome in outcomes:
+                await settled(outcome)
         if not wanted:
             return outcomes
         try:
@@ -422,17 +429,21 @@ class BatchJob:
                 )
                 result = await asyncio.to_thread(_read_result, dest)
             except (SarvamError, ValueError, OSError) as exc:
-                return self._failed(name, paths, "Success", str(exc), progress)
-            _emit(progress, "file_downloaded", job_id=self.job_id, file=name)
-            return FileOutcome(
-                name=name,
-                path=paths.get(name),
-                job_id=self.job_id,
-                ok=True,
-                state="Success",
-                output_path=dest,
-                result=result,
-            )
+                outcome = self._failed(name, paths, "Success", str(exc), progress)
+            else:
+                _emit(progress, "file_downloaded", job_id=self.job_id, file=name)
+                outcome = FileOutcome(
+                    name=name,
+                    path=paths.get(name),
+                    job_id=self.job_id,
+                    ok=True,
+                    state="Success",
+                    output_path=dest,
+                    result=result,
+                )
+            if settled is not None:
+                await settled(outcome)
+            return outcome
 
         outcomes.extend(await asyncio.gather(*(one(o, n) for o, n in wanted.items())))
         return outcomes
@@ -795,13 +806,9 @@ async def _run_job(
         await journal.record(StartedEntry(job.job_id))
     status = await job.wait_until_complete(poll_interval=poll_interval, timeout=job_timeout)
     _emit(progress, "job_finished", job_id=job.job_id, state=status.job_state.value)
-    only = {name for name, _ in work.inputs} - {o.name for o in outcomes}
-    if status.job_state.has_outputs or status.job_details:
-        done = await job._download(status, out_dir, paths, progress, only=only)
-    else:
-        message = status.error_message or f"job ended {status.job_state.value}"
-        done = [job._failed(n, paths, status.job_state.value, message, progress) for n in only]
-    for o in done:
+
+    async def settle(o: FileOutcome) -> None:
+        """Journal an outcome the moment it is known: a crash then re-fetches little."""
         if journal is not None:
             await journal.record(
                 FileEntry(
@@ -814,7 +821,16 @@ async def _run_job(
                     error=o.error,
                 )
             )
-        outcomes.append(o)
+
+    only = {name for name, _ in work.inputs} - {o.name for o in outcomes}
+    if status.job_state.has_outputs or status.job_details:
+        done = await job._download(status, out_dir, paths, progress, only=only, settled=settle)
+    else:
+        message = status.error_message or f"job ended {status.job_state.value}"
+        done = [job._failed(n, paths, status.job_state.value, message, progress) for n in only]
+        for o in done:
+            await settle(o)
+    outcomes.extend(done)
     seen = {o.name for o in outcomes}
     missing = [(n, p) for n, p in work.inputs if n not in seen]
     if missing and attached:

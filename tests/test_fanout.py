@@ -99,8 +99,9 @@ async def test_interrupted_run_resumes_without_resubmitting(
     assert len(resumed) >= 25
     assert len(emulator.calls("initiate")) == 5  # nothing submitted twice
     assert len([r for r in emulator.calls("start") if r.status == 200]) == 5
-    # finished files were not downloaded again
-    assert len(emulator.calls("storage-get")) == 100
+    # Finished files were not downloaded again: each is journaled as it lands, so at most
+    # the transfers in flight at the interruption (16) can be fetched twice.
+    assert 100 <= len(emulator.calls("storage-get")) <= 100 + 16
     assert len(list(out.iterdir())) == 100
 
     async with AsyncSarvam(api_key=KEY, base_url=emulator.url, retry=policy) as c:
