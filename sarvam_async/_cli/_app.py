@@ -18,7 +18,7 @@ from .. import AsyncSarvam, JobState, JobStatusResponse, SpeechToTextJobParamete
 from .. import SpeechToTextTranslateJobParameters as TranslateParameters
 from .._constants import API_KEY_ENV
 from ..errors import ConfigurationError, JobError
-from ..jobs import FileOutcome
+from ..jobs import BatchJob, FileOutcome
 from ._display import (
     UI,
     FanOutProgress,
@@ -184,13 +184,17 @@ def _status_rows(st: JobStatusResponse) -> list[tuple[str, str]]:
     return rows
 
 
+async def _job(client: AsyncSarvam, args: argparse.Namespace) -> BatchJob:
+    """The job named on the command line, in the flow ``--translate`` picks."""
+    if args.translate:
+        return await client.speech_to_text_translate_job.get_job(args.job_id)
+    return await client.speech_to_text_job.get_job(args.job_id)
+
+
 async def status(args: argparse.Namespace, ui: UI) -> int:
     """``sarvam-async status JOB_ID``."""
     async with make_client(args) as client:
-        resource = (
-            client.speech_to_text_translate_job if args.translate else client.speech_to_text_job
-        )
-        job = await resource.get_job(args.job_id)
+        job = await _job(client, args)
         st = await job.get_status()
         results = await job.get_file_results(st)
     if args.json:
@@ -210,10 +214,7 @@ async def status(args: argparse.Namespace, ui: UI) -> int:
 async def wait(args: argparse.Namespace, ui: UI) -> int:
     """``sarvam-async wait JOB_ID``: exit 0 only when the job Completed."""
     async with make_client(args) as client:
-        resource = (
-            client.speech_to_text_translate_job if args.translate else client.speech_to_text_job
-        )
-        job = await resource.get_job(args.job_id)
+        job = await _job(client, args)
         with ui.spinner(f"waiting for job {args.job_id}"):
             st = await job.wait_until_complete(
                 poll_interval=args.poll_interval, timeout=args.timeout
@@ -232,10 +233,7 @@ async def download(args: argparse.Namespace, ui: UI) -> int:
     """``sarvam-async download JOB_ID --out DIR``: exit 1 when any file has no transcript."""
     out = Path(args.out)
     async with make_client(args) as client:
-        resource = (
-            client.speech_to_text_translate_job if args.translate else client.speech_to_text_job
-        )
-        job = await resource.get_job(args.job_id)
+        job = await _job(client, args)
         st = await job.get_status()
         if not st.job_state.is_terminal:
             raise JobError(
