@@ -16,7 +16,9 @@ Every API attempt of a client passes through one :class:`AdaptiveLimiter`:
   rate down); then each accepted answer adds ``increase`` requests/second plus
   ``increase_share`` of the rate (at full demand, +6 %/s at 1 request/s, +15 %/s at 10).
   Several processes sharing an account each back off on their own refusals and settle
-  near the account's limit without talking to each other.
+  near the account's limit without talking to each other. A cut after which refusals are
+  no rarer (measured over at least 20 requests) is undone and slow start resumes: such
+  refusals are not about our pace, and cutting again would only grind the rate down.
 * **Hold**: a ``Retry-After`` (up to ``max_hold`` seconds) holds every call of the client,
   not only the refused one, until it has passed.
 
@@ -41,6 +43,7 @@ __all__ = ["AdaptiveLimiter", "ClientStats"]
 
 _THROTTLE_STATUSES = frozenset({429, 503})
 _GOODPUT_WINDOW = 1.0  # seconds per bucket of the accepted-rate estimate
+_UNDO_SAMPLES = 20  # requests since a cut needed to judge whether it helped
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,10 @@ class AdaptiveLimiter:
         self._decrease = decrease
         self._cut_interval = cut_interval
         self._last_cut = -math.inf
+        self._requests_at_cut = 0
+        self._throttled_at_cut = 0
+        self._cut_fraction: float | None = None  # share refused before the last cut
+        self._rate_before_cut = 0.0
         self._burst_seconds = burst_seconds
         self._max_hold = max_hold
         self._clock = clock
@@ -234,17 +241,36 @@ class AdaptiveLimiter:
         # First refusal of a request sent since the last cut, and not within a second of
         # it: one cut per burst of refusals, and isolated refusals cannot grind it down.
         if ticket == self._epoch and now - self._last_cut >= self._cut_interval:
+            sent = self.requests - self._requests_at_cut
+            fraction = (self.throttled - self._throttled_at_cut) / sent if sent else 1.0
             self._epoch += 1
             self._last_cut = now
-            self.slow_start = False
-            base = self.rate
-            elapsed = max(now - self._window_start, 0.05)
-            accepted = max(self._accepted_rate, self._window_accepted / elapsed)
-            if accepted > 0:  # a rate far above what was sent says little: cut from near use
-                base = min(base, 2.0 * accepted)
-            self.rate = max(self._min_rate, base * self._decrease)
-            self._tokens = min(self._tokens, 0.0)
+            self._requests_at_cut = self.requests
+            self._throttled_at_cut = self.throttled
+            if (
+                self._cut_fraction is not None
+                and sent >= _UNDO_SAMPLES
+                and fraction >= self._cut_fraction
+            ):
+                # The last cut did not make refusals any rarer: they are not about our
+                # pace (another tenant, a flaky proxy). Undo it and probe upwards again.
+                self.rate = max(self.rate, self._rate_before_cut)
+                self.slow_start = True
+            else:
+                self._cut(now, fraction)
         self._arm(rearm=True)
+
+    def _cut(self, now: float, fraction: float) -> None:
+        self._rate_before_cut = self.rate
+        self._cut_fraction = fraction
+        self.slow_start = False
+        base = self.rate
+        elapsed = max(now - self._window_start, 0.05)
+        accepted = max(self._accepted_rate, self._window_accepted / elapsed)
+        if accepted > 0:  # a rate far above what was sent says little: cut from near use
+            base = min(base, 2.0 * accepted)
+        self.rate = max(self._min_rate, base * self._decrease)
+        self._tokens = min(self._tokens, 0.0)
 
     def close(self) -> None:
         """Fail every queued call with ClientClosedError and drop the timer."""

@@ -204,3 +204,36 @@ async def test_fanout_under_rate_limit_has_no_429_storm(tmp_path: object) -> Non
         refused = [r for r in api if r.status == 429]
     assert len(outcomes) == 60 and all(o.ok for o in outcomes)
     assert len(refused) <= max(3, len(api) // 10)
+
+
+def _traffic(lim: AdaptiveLimiter, clock: Clock, n: int, refuse_every: int) -> None:
+    """``n`` answers 10 ms apart, every ``refuse_every``-th a 429."""
+    for i in range(n):
+        clock.now += 0.01
+        lim.requests += 1
+        status = 429 if i % refuse_every == refuse_every - 1 else 200
+        lim.release(lim._epoch, status, None)
+
+
+def test_a_cut_that_does_not_reduce_refusals_is_undone() -> None:
+    clock = Clock()
+    lim = AdaptiveLimiter(max_in_flight=10, clock=clock, rate_limit=600.0)  # 10/s
+    _traffic(lim, clock, 5, 5)  # a fifth refused ...
+    assert lim.rate < 10 and not lim.slow_start  # ... so the first refusal cuts
+    _traffic(lim, clock, 45, 5)  # ... and keeps being refused, whatever the pace
+    clock.now += 1.0
+    _traffic(lim, clock, 5, 5)
+    # the cut did not make refusals rarer: it is undone and probing resumes
+    assert lim.slow_start and lim.rate >= 10
+
+
+def test_a_cut_that_works_is_kept() -> None:
+    clock = Clock()
+    lim = AdaptiveLimiter(max_in_flight=10, clock=clock, rate_limit=600.0)
+    _traffic(lim, clock, 2, 2)  # half refused: far over the limit; cut
+    _traffic(lim, clock, 48, 25)  # after the cut refusals are rare
+    clock.now += 1.0
+    _traffic(lim, clock, 24, 25)
+    before = lim.rate
+    _traffic(lim, clock, 1, 1)  # a refusal again: the last cut helped, so cut again
+    assert not lim.slow_start and lim.rate < before
