@@ -5,20 +5,20 @@ Every API attempt of a client passes through one :class:`AdaptiveLimiter`:
 * **In flight**: a semaphore sized to the connection pool, so thousands of waiting calls
   queue here, cheaply, instead of in aiohttp's pool where waiting burns the connect timeout.
 * **Rate**: a token bucket whose rate is learned the way TCP learns a congestion window.
-  *Slow start*: from a modest 5 requests/s (and a burst of 5), each answer the server
-  accepted raises the rate by ``slow_start_gain`` of itself, so at full demand it grows
-  faster than exponentially and stops mattering within a second or two against a server
-  that never refuses.
+  *Slow start*: from a modest 5 requests/s, each answer the server accepted adds
+  ``slow_start_gain`` (4) requests/second. At full demand the rate grows exponentially
+  (e-folding in a quarter of a second: thousands a second within two); near a server's
+  limit it climbs by at most 4 times the accepted rate per second, which keeps the
+  overshoot, and the 429s it costs, small.
   *Congestion avoidance* begins at the first 429/503: the rate is cut to ``decrease`` of
-  itself (of twice the rate the server was accepting, when the pace was far above the
-  use), once per burst of refusals and at most once per ``cut_interval`` (refusals of
-  requests sent before the cut do not cut again, and isolated refusals cannot grind the
-  rate down); then each accepted answer adds ``increase`` requests/second plus
-  ``increase_share`` of the rate (at full demand, +6 %/s at 1 request/s, +15 %/s at 10).
-  Several processes sharing an account each back off on their own refusals and settle
-  near the account's limit without talking to each other. A cut after which refusals are
-  no rarer (measured over at least 20 requests) is undone and slow start resumes: such
-  refusals are not about our pace, and cutting again would only grind the rate down.
+  itself, and to under the rate the server was accepting, once per burst of refusals and
+  at most once per ``cut_interval`` (refusals of requests sent before the cut do not cut
+  again, and isolated refusals cannot grind the rate down). Then each accepted answer adds
+  ``increase`` requests/second plus ``increase_share`` of the rate (at full demand, +5 %/s
+  at 1 request/s, +7 %/s at 10), the share growing with the square of the time since the
+  last cut (up to tenfold), so that a client whose neighbours went quiet soon finds the
+  room they left. Several processes sharing an account each back off on their own
+  refusals and settle near the account's limit without talking to each other.
 * **Hold**: a ``Retry-After`` (up to ``max_hold`` seconds) holds every call of the client,
   not only the refused one, until it has passed.
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +42,9 @@ __all__ = ["AdaptiveLimiter", "ClientStats"]
 
 _THROTTLE_STATUSES = frozenset({429, 503})
 _GOODPUT_WINDOW = 1.0  # seconds per bucket of the accepted-rate estimate
-_UNDO_SAMPLES = 20  # requests since a cut needed to judge whether it helped
+_BELOW_ACCEPTED = 0.75  # a cut lands under the rate the server was accepting
+_PROBE_AFTER = 5.0  # seconds without a cut after which probing speeds up (quadratically)
+_PROBE_MAX = 3.0  # ... up to (1 + 3**2) = 10 times its share, 15 s after a cut
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ class AdaptiveLimiter:
         initial_rate: float = 5.0,
         min_rate: float = 1.0 / 60.0,
         max_rate: float = 1e6,
-        slow_start_gain: float = 0.5,
+        slow_start_gain: float = 4.0,
         increase: float = 0.05,
-        increase_share: float = 0.01,
+        increase_share: float = 0.002,
         decrease: float = 0.7,
         cut_interval: float = 1.0,
         burst_seconds: float = 0.05,
@@ -102,17 +103,13 @@ class AdaptiveLimiter:
         self._increase_share = increase_share
         self._decrease = decrease
         self._cut_interval = cut_interval
-        self._last_cut = -math.inf
-        self._requests_at_cut = 0
-        self._throttled_at_cut = 0
-        self._cut_fraction: float | None = None  # share refused before the last cut
-        self._rate_before_cut = 0.0
         self._burst_seconds = burst_seconds
         self._max_hold = max_hold
         self._clock = clock
-        # Slow start may spend one second's worth at once; a known plan starts with one token.
-        self._tokens = self.rate if self.slow_start else 1.0
+        self._tokens = 1.0  # no opening burst: processes starting together would collide
         self._last = clock()
+        self._last_cut = -1e18  # a first refusal may always cut
+        self._calm_since = self._last  # the probing clock: since the last cut, or the start
         self._blocked_until = 0.0
         self._epoch = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -151,7 +148,7 @@ class AdaptiveLimiter:
         now = self._clock()
         if now < self._blocked_until:
             return False
-        capacity = max(1.0, self.rate * self._burst_seconds, self._tokens)
+        capacity = max(1.0, self.rate * self._burst_seconds)
         tokens = self._tokens + (now - self._last) * self.rate
         self._last = now
         if tokens > capacity:
@@ -227,10 +224,12 @@ class AdaptiveLimiter:
             self._window_start = now
             self._window_accepted = 0
         old = self.rate
-        if self.slow_start:
-            self.rate = min(self._max_rate, old + self._slow_start_gain * old)
-        else:  # a little per accepted answer, more at higher rates
-            self.rate = min(self._max_rate, old + self._increase + self._increase_share * old)
+        if self.slow_start:  # per accepted answer, so the climb slows at the server's limit
+            self.rate = min(self._max_rate, old + self._slow_start_gain)
+        else:  # a little per accepted answer, more at higher rates and long after a cut
+            calm = min((now - self._calm_since) / _PROBE_AFTER, _PROBE_MAX)
+            share = self._increase_share * (1.0 + calm * calm)
+            self.rate = min(self._max_rate, old + self._increase + share * old)
         if self._waiters and self.rate >= 1.5 * old:
             self._arm(rearm=True)  # the timer was set for a slower pace
 
@@ -241,35 +240,19 @@ class AdaptiveLimiter:
         # First refusal of a request sent since the last cut, and not within a second of
         # it: one cut per burst of refusals, and isolated refusals cannot grind it down.
         if ticket == self._epoch and now - self._last_cut >= self._cut_interval:
-            sent = self.requests - self._requests_at_cut
-            fraction = (self.throttled - self._throttled_at_cut) / sent if sent else 1.0
             self._epoch += 1
-            self._last_cut = now
-            self._requests_at_cut = self.requests
-            self._throttled_at_cut = self.throttled
-            if (
-                self._cut_fraction is not None
-                and sent >= _UNDO_SAMPLES
-                and fraction >= self._cut_fraction
-            ):
-                # The last cut did not make refusals any rarer: they are not about our
-                # pace (another tenant, a flaky proxy). Undo it and probe upwards again.
-                self.rate = max(self.rate, self._rate_before_cut)
-                self.slow_start = True
-            else:
-                self._cut(now, fraction)
+            self._last_cut = self._calm_since = now
+            self._cut(now)
         self._arm(rearm=True)
 
-    def _cut(self, now: float, fraction: float) -> None:
-        self._rate_before_cut = self.rate
-        self._cut_fraction = fraction
+    def _cut(self, now: float) -> None:
         self.slow_start = False
-        base = self.rate
+        cut = self.rate * self._decrease
         elapsed = max(now - self._window_start, 0.05)
         accepted = max(self._accepted_rate, self._window_accepted / elapsed)
-        if accepted > 0:  # a rate far above what was sent says little: cut from near use
-            base = min(base, 2.0 * accepted)
-        self.rate = max(self._min_rate, base * self._decrease)
+        if accepted > 0:  # no faster than the server was accepting
+            cut = min(cut, _BELOW_ACCEPTED * accepted)
+        self.rate = max(self._min_rate, cut)
         self._tokens = min(self._tokens, 0.0)
 
     def close(self) -> None:

@@ -563,9 +563,12 @@ class _Work:
     inputs: list[tuple[str, Path]]
     job_id: str | None = None
     started: bool = False
+    tries: int = 0
 
 
 _DONE = object()
+_JOB_TRIES = 3  # extra goes a job gets after a transient failure outlived its call's retries
+_JOB_RETRY_PAUSE = 5.0  # seconds before the first extra go, times the number of goes
 
 
 async def transcribe_files(
@@ -591,7 +594,9 @@ async def transcribe_files(
     call again resumes: finished files are yielded from the journal without downloading,
     created jobs are re-attached and never submitted twice, and inputs a job lost are
     submitted in a new one. A bad key or exhausted credits stop the whole run (the error
-    is raised); anything else fails only the files it touches. Raises
+    is raised). A transient failure that outlives a call's retries (429/503/5xx, a lost
+    connection) gets its job up to three more goes; anything else fails only the files
+    it touches. Raises
     InvalidParameterError for missing inputs before anything is sent.
     """
     if max_concurrent_jobs < 1:
@@ -631,6 +636,14 @@ async def transcribe_files(
         except Exception as exc:  # cancellation passes through
             if _is_fatal(exc):
                 fatal.append(exc)
+            elif _is_transient(exc) and work.tries < _JOB_TRIES:
+                # The call's own retries ran out (a long 429 storm, an outage): give the
+                # whole job another go later rather than failing its files. Its state
+                # (job id, started) is kept, so nothing is submitted twice.
+                work.tries += 1
+                logger.info("job %s: %s; trying the job again", work.job_id, exc)
+                await resource.client.retry.sleep(_JOB_RETRY_PAUSE * work.tries)
+                _requeue(work)
             else:
                 for name, path in work.inputs:
                     _emit(progress, "file_failed", job_id=work.job_id, file=name)
