@@ -1,0 +1,189 @@
+"""The batch workflow against a rate-limited Emulator: one client, then several processes.
+
+    python -m benchmarks.fanout                  # both parts
+    python -m benchmarks.fanout --part single    # 1,000 files, one client
+    python -m benchmarks.fanout --part multi     # 4 worker processes x 250 files, one account
+
+The Emulator runs in its own process with an account-wide rate limit (requests per minute),
+an answer latency and a job duration. Clients use the defaults (adaptive limiter learning
+the limit, no ``rate_limit=`` given) and ``transcribe_files``. Reported: wall time, files/s,
+API requests/s, the share of 429 answers, and the limit's utilisation: accepted API
+requests per minute over the busy period (first call to last outcome) divided by the limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._server import API_KEY, ServerConfig, ServerProcess
+
+_REQUEST_DETAILS = re.compile(r" \[request_id=[^\]]*\]| The server asked to wait [0-9.]+s\.")
+
+
+@dataclass(frozen=True)
+class Work:
+    url: str
+    files: int
+    tag: str
+    start_at: float  # time.time() at which to begin (so workers start together)
+    poll_interval: float
+
+
+def _make_inputs(folder: Path, n: int, tag: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"{tag}-{i:04d}.wav"
+        p.write_bytes(b"RIFF" + i.to_bytes(4, "little") + tag.encode() + bytes(1024))
+        paths.append(p)
+    return paths
+
+
+async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
+    from sarvam_async import AsyncSarvam
+
+    paths = _make_inputs(root / "in", work.files, work.tag)
+    out = root / "out"
+    await asyncio.sleep(max(0.0, work.start_at - time.time()))
+    ok: list[str] = []
+    failed: list[str] = []
+    errors: dict[str, int] = {}
+    t0 = time.perf_counter()
+    async with AsyncSarvam(api_key=API_KEY, base_url=work.url) as client:
+        async for outcome in client.transcribe_files(
+            paths, output_dir=out, max_concurrent_jobs=8, poll_interval=work.poll_interval
+        ):
+            good = outcome.ok and outcome.output_path is not None and outcome.output_path.exists()
+            (ok if good else failed).append(outcome.name)
+            if not good:
+                reason = _REQUEST_DETAILS.sub("", outcome.error or "no output on disk")[:200]
+                errors[reason] = errors.get(reason, 0) + 1
+        wall = time.perf_counter() - t0
+        stats = client.stats
+    on_disk = sorted(p.name for p in out.glob("*.json"))
+    return {
+        "tag": work.tag,
+        "wall": wall,
+        "ok": len(ok),
+        "failed": len(failed),
+        "duplicates": len(ok) - len(set(ok)),
+        "on_disk": len(on_disk),
+        "complete": len(set(ok)) == work.files and len(on_disk) == work.files,
+        "requests": stats.requests,
+        "throttled": stats.throttled,
+        "retries": stats.retries,
+        "errors": errors,
+    }
+
+
+def worker_main(work: Work) -> dict[str, Any]:
+    """Body of one worker process: its own files, its own client, the shared account."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(_transcribe(work, Path(tmp)))
+
+
+def _row(name: str, r: dict[str, Any], limit: float) -> str:
+    accepted = r["requests"] - r["throttled"]
+    share = r["throttled"] / r["requests"] if r["requests"] else 0.0
+    util = accepted / r["wall"] * 60.0 / limit
+    return (
+        f"| {name} | {r['ok']:,}/{r['files']:,} | {r['wall']:.1f} | {r['ok'] / r['wall']:.1f} | "
+        f"{r['requests'] / r['wall']:.2f} | {r['requests']:,} | {share:.1%} | {util:.0%} | "
+        f"{r['retries']:,} | {'yes' if r['complete'] else 'NO'} |"
+    )
+
+
+HEADER = (
+    "| run | files ok | wall s | files/s | API req/s | API requests | 429 share | "
+    "limit used | retries | all on disk, no duplicates |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
+    emulator = {
+        "rate_limit": args.rate_limit,
+        "latency": args.latency,
+        "job_duration": args.job_duration,
+    }
+    server = ServerProcess(ServerConfig(kind="emulator", emulator=emulator, prepare=False))
+    ctx = mp.get_context("spawn")
+    per = files // workers
+    try:
+        before = server.snapshot()
+        start_at = time.time() + 3.0  # time for every worker to import and write its inputs
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            jobs = [
+                pool.submit(
+                    worker_main,
+                    Work(server.url, per, f"w{i}", start_at, args.poll_interval),
+                )
+                for i in range(workers)
+            ]
+            results = [j.result(timeout=600) for j in jobs]
+        busy = time.time() - start_at
+        after = server.snapshot()
+    finally:
+        server.stop()
+    for r in results:
+        r["files"] = per
+        for reason, count in r["errors"].items():
+            print(f"{r['tag']}: {count} file(s) failed: {reason}", file=sys.stderr)
+    rows = [_row(f"worker {r['tag']}", r, args.rate_limit) for r in results] if workers > 1 else []
+    # Overall, counted by the emulator itself.
+    total = {
+        "ok": sum(r["ok"] for r in results),
+        "files": per * workers,
+        "wall": busy,
+        "requests": int(after["requests"] - before["requests"]),
+        "throttled": int(after["throttled"] - before["throttled"]),
+        "retries": sum(r["retries"] for r in results),
+        "complete": all(r["complete"] for r in results),
+    }
+    rows.append(
+        _row(f"all ({workers} process{'es' if workers > 1 else ''})", total, args.rate_limit)
+    )
+    title = (
+        f"### {workers} process(es) x {per:,} files; limit {args.rate_limit:,.0f}/min, "
+        f"latency {args.latency} s, job duration {args.job_duration} s"
+    )
+    return "\n".join([title, "", HEADER, *rows])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.fanout",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--part", choices=("single", "multi", "both"), default="both")
+    ap.add_argument("--files", type=int, default=1000, help="files in all (default 1000)")
+    ap.add_argument("--workers", type=int, default=4, help="processes in the multi part (4)")
+    ap.add_argument("--rate-limit", type=float, default=600.0, help="account requests/minute")
+    ap.add_argument("--latency", type=float, default=0.05, help="seconds per API answer")
+    ap.add_argument("--multi-latency", type=float, default=0.08, help="latency, multi part")
+    ap.add_argument("--job-duration", type=float, default=2.0, help="seconds per job")
+    ap.add_argument("--poll-interval", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    blocks = []
+    if args.part in ("single", "both"):
+        blocks.append(run_part(1, args.files, args))
+    if args.part in ("multi", "both"):
+        args.latency = args.multi_latency
+        blocks.append(run_part(args.workers, args.files, args))
+    print("\n\n".join(blocks))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
