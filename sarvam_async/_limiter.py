@@ -6,8 +6,8 @@ Every API attempt of a client passes through one :class:`AdaptiveLimiter`:
   queue here, cheaply, instead of in aiohttp's pool where waiting burns the connect timeout.
 * **Rate**: a token bucket whose rate is learned the way TCP learns a congestion window.
   *Slow start*: from a modest 5 requests/s, each answer the server accepted adds
-  ``slow_start_gain`` (4) requests/second. At full demand the rate grows exponentially
-  (e-folding in a quarter of a second: thousands a second within two); near a server's
+  ``slow_start_gain`` (4) requests/second, or a tenth of the rate past 40/s. At full
+  demand the rate grows exponentially (thousands a second within a second); near a server's
   limit it climbs by at most 4 times the accepted rate per second, which keeps the
   overshoot, and the 429s it costs, small.
   *Congestion avoidance* begins at the first 429/503: the rate is cut to ``decrease`` of
@@ -42,6 +42,7 @@ __all__ = ["AdaptiveLimiter", "ClientStats"]
 
 _THROTTLE_STATUSES = frozenset({429, 503})
 _GOODPUT_WINDOW = 1.0  # seconds per bucket of the accepted-rate estimate
+_FAST_START_SHARE = 0.1  # slow start's step above 40 requests/s: a tenth of the rate
 _BELOW_ACCEPTED = 0.75  # a cut lands under the rate the server was accepting
 _PROBE_AFTER = 5.0  # seconds without a cut after which probing speeds up (quadratically)
 _PROBE_MAX = 3.0  # ... up to (1 + 3**2) = 10 times its share, 15 s after a cut
@@ -225,7 +226,8 @@ class AdaptiveLimiter:
             self._window_accepted = 0
         old = self.rate
         if self.slow_start:  # per accepted answer, so the climb slows at the server's limit
-            self.rate = min(self._max_rate, old + self._slow_start_gain)
+            step = max(self._slow_start_gain, _FAST_START_SHARE * old)  # quicker past 40/s
+            self.rate = min(self._max_rate, old + step)
         else:  # a little per accepted answer, more at higher rates and long after a cut
             calm = min((now - self._calm_since) / _PROBE_AFTER, _PROBE_MAX)
             share = self._increase_share * (1.0 + calm * calm)
