@@ -5,20 +5,36 @@ Every API attempt of a client passes through one :class:`AdaptiveLimiter`:
 * **In flight**: a semaphore sized to the connection pool, so thousands of waiting calls
   queue here, cheaply, instead of in aiohttp's pool where waiting burns the connect timeout.
 * **Rate**: a token bucket whose rate is learned the way TCP learns a congestion window.
-  *Slow start*: from a modest 5 requests/s, each answer the server accepted adds
-  ``slow_start_gain`` (4) requests/second, or a tenth of the rate past 40/s. At full
-  demand the rate grows exponentially (thousands a second within a second); near a server's
-  limit it climbs by at most 4 times the accepted rate per second, which keeps the
-  overshoot, and the 429s it costs, small.
-  *Congestion avoidance* begins at the first 429/503: the rate is cut to ``decrease`` of
-  itself, and to under the rate the server was accepting, once per burst of refusals and
-  at most once per ``cut_interval`` (refusals of requests sent before the cut do not cut
-  again, and isolated refusals cannot grind the rate down). Then each accepted answer adds
-  ``increase`` requests/second plus ``increase_share`` of the rate (at full demand, +5 %/s
-  at 1 request/s, +7 %/s at 10), the share growing with the square of the time since the
-  last cut (up to tenfold), so that a client whose neighbours went quiet soon finds the
-  room they left. Several processes sharing an account each back off on their own
-  refusals and settle near the account's limit without talking to each other.
+
+  *Slow start*: from a modest 2 requests/s, each accepted answer adds ``slow_start_gain``
+  (4) requests/s, or a tenth of the rate past 40/s: exponential growth, thousands a
+  second within a second or two against a server that never refuses.
+
+  *Exit*: the first 429/503 halves the rate the server was accepting (slow start may have
+  overshot twofold). For ``_EXIT_PHASE`` seconds after that, each further refusal of a
+  request that was sent since the last cut, after queueing for the pace, halves it again:
+  several processes that started together overshoot together, and one halving may not be
+  enough.
+
+  *Congestion avoidance*: afterwards a refusal cuts the rate to ``decrease`` (0.85) of
+  itself, once per burst (refusals of requests sent before the cut do not cut again) and
+  no sooner than a second, and two paced requests, after the previous cut. Each accepted
+  answer then adds ``increase`` (1 %) of the rate's *scale*: the highest rate at which
+  the server refused it, which does not shrink when the client is cut. Counting per
+  answer, not per second, makes the refusal share the same at every plan size (about one
+  refusal per ``(1 - decrease) / increase`` answers; above about 5 requests/s, where
+  answers come fast, winning a cut back takes 3 s at the least, so refusals get rarer
+  still); a scale that does not shrink lets a client that
+  was unluckily refused several times win its share back as fast as the others, so
+  processes sharing an account converge on equal shares. Once the rate passes the level
+  at which it was last refused (the *ceiling*) with no refusal, the old limit is gone
+  (neighbours left, or the plan grew): probing speeds up with the time spent above it,
+  up to half the rate again each second, which lets the last busy process take the whole
+  limit quickly. A ``rate_limit`` the user gave counts as no refusal: nothing probes past
+  it until the server refuses.
+
+  Only answers to calls that had to wait for the pace count as evidence: a client whose
+  demand is below its pace learns nothing about a faster one, and its rate stays put.
 * **Hold**: a ``Retry-After`` (up to ``max_hold`` seconds) holds every call of the client,
   not only the refused one, until it has passed.
 
@@ -31,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,9 +60,15 @@ __all__ = ["AdaptiveLimiter", "ClientStats"]
 _THROTTLE_STATUSES = frozenset({429, 503})
 _GOODPUT_WINDOW = 1.0  # seconds per bucket of the accepted-rate estimate
 _FAST_START_SHARE = 0.1  # slow start's step above 40 requests/s: a tenth of the rate
-_BELOW_ACCEPTED = 0.75  # a cut lands under the rate the server was accepting
-_PROBE_AFTER = 5.0  # seconds without a cut after which probing speeds up (quadratically)
-_PROBE_MAX = 3.0  # ... up to (1 + 3**2) = 10 times its share, 15 s after a cut
+_EXIT_DECREASE = 0.5  # the first cut halves what the server was accepting
+_EXIT_PHASE = 1.5  # seconds after a halving in which a new refusal halves again
+_CUT_SPACING = 2.0  # congestion avoidance: at least this many paced requests between cuts
+_CUT_GAP = 1.0  # ... and at least this many seconds
+_CATCH_UP_MAX = 4.0  # a client far under its scale grows at most this many times faster
+_RESTORE_TIME = 3.0  # seconds, at the least, to climb back from a cut to the scale
+_PROBE_GAIN = 0.2  # above the ceiling: growth per answer, per second spent above it
+_PROBE_MAX = 0.5  # ... up to half a request/s per answer
+_WAITED = 1  # low bit of a ticket: the call waited for the pace
 
 
 @dataclass(frozen=True)
@@ -80,14 +103,13 @@ class AdaptiveLimiter:
         *,
         max_in_flight: int,
         rate_limit: float | None = None,
-        initial_rate: float = 5.0,
+        initial_rate: float = 2.0,
         min_rate: float = 1.0 / 60.0,
         max_rate: float = 1e6,
         slow_start_gain: float = 4.0,
-        increase: float = 0.05,
-        increase_share: float = 0.002,
-        decrease: float = 0.7,
-        cut_interval: float = 1.0,
+        increase: float = 0.01,
+        decrease: float = 0.85,
+        cut_interval: float = 0.3,
         burst_seconds: float = 0.05,
         max_hold: float = C.RETRY_MAX_RETRY_AFTER,
         adaptive: bool = True,
@@ -101,7 +123,6 @@ class AdaptiveLimiter:
         self._max_rate = max_rate
         self._slow_start_gain = slow_start_gain
         self._increase = increase
-        self._increase_share = increase_share
         self._decrease = decrease
         self._cut_interval = cut_interval
         self._burst_seconds = burst_seconds
@@ -110,7 +131,11 @@ class AdaptiveLimiter:
         self._tokens = 1.0  # no opening burst: processes starting together would collide
         self._last = clock()
         self._last_cut = -1e18  # a first refusal may always cut
-        self._calm_since = self._last  # the probing clock: since the last cut, or the start
+        self._exit_at = -1e18  # when slow start last halved the rate
+        # the rate at the last refusal; a known plan is no refusal, so no probing past it
+        self._ceiling = 0.0 if rate_limit is None else math.inf
+        self._scale = self.rate  # the highest such rate: sets the step of growth
+        self._above_since: float | None = None  # when the rate passed the ceiling
         self._blocked_until = 0.0
         self._epoch = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -136,14 +161,16 @@ class AdaptiveLimiter:
         try:
             if self._closed:
                 raise ClientClosedError("the client was closed while this call waited")
+            waited = 0
             if self.adaptive and (self._waiters or not self._take()):
+                waited = _WAITED  # demand reached the pace: its answer is evidence
                 await self._wait_for_token()
         except BaseException:
             self._sem.release()
             raise
         self.requests += 1
         self._in_flight += 1
-        return self._epoch
+        return self._epoch * 2 + waited
 
     def _take(self) -> bool:
         now = self._clock()
@@ -210,13 +237,13 @@ class AdaptiveLimiter:
         if 200 <= status < 300:
             self.successes += 1
         if 200 <= status < 500 and status != 429:  # the server took the request at this pace
-            self._accepted()
+            self._accepted(ticket)
         elif status in _THROTTLE_STATUSES:
             self.throttled += 1
             if self.adaptive:
                 self._refused(ticket, retry_after)
 
-    def _accepted(self) -> None:
+    def _accepted(self, ticket: int) -> None:
         now = self._clock()
         self._window_accepted += 1
         elapsed = now - self._window_start
@@ -224,14 +251,22 @@ class AdaptiveLimiter:
             self._accepted_rate = self._window_accepted / elapsed
             self._window_start = now
             self._window_accepted = 0
+        if not ticket & _WAITED:
+            return  # sent without waiting: says nothing about a faster pace
         old = self.rate
         if self.slow_start:  # per accepted answer, so the climb slows at the server's limit
             step = max(self._slow_start_gain, _FAST_START_SHARE * old)  # quicker past 40/s
-            self.rate = min(self._max_rate, old + step)
-        else:  # a little per accepted answer, more at higher rates and long after a cut
-            calm = min((now - self._calm_since) / _PROBE_AFTER, _PROBE_MAX)
-            share = self._increase_share * (1.0 + calm * calm)
-            self.rate = min(self._max_rate, old + self._increase + share * old)
+        else:
+            scale = self._scale
+            step = self._increase * scale * min(scale / old, _CATCH_UP_MAX)
+            # at high rates answers come fast: take at least _RESTORE_TIME to win a cut back
+            step = min(step, (1.0 - self._decrease) * scale / (_RESTORE_TIME * old))
+            if old >= self._ceiling:  # past the last refusal unrefused: the limit moved
+                if self._above_since is None:
+                    self._above_since = now
+                probe = min(_PROBE_GAIN * (now - self._above_since), _PROBE_MAX)
+                step = max(step, probe * min(old, 1.0))
+        self.rate = min(self._max_rate, old + step)
         if self._waiters and self.rate >= 1.5 * old:
             self._arm(rearm=True)  # the timer was set for a slower pace
 
@@ -239,23 +274,44 @@ class AdaptiveLimiter:
         now = self._clock()
         if retry_after is not None and 0 < retry_after <= self._max_hold:
             self._blocked_until = max(self._blocked_until, now + retry_after)
-        # First refusal of a request sent since the last cut, and not within a second of
-        # it: one cut per burst of refusals, and isolated refusals cannot grind it down.
-        if ticket == self._epoch and now - self._last_cut >= self._cut_interval:
+        # the exit goes on halving only while calls queue for the pace: a refusal of a call
+        # that did not wait says the server refused, not that the pace was too fast
+        exiting = now - self._exit_at < _EXIT_PHASE and bool(ticket & _WAITED)
+        spacing = self._cut_interval if exiting else max(_CUT_GAP, _CUT_SPACING / self.rate)
+        # One cut per burst: only a refusal of a request sent since the last cut, and not
+        # straight after it, says the cut was not enough.
+        if ticket >> 1 == self._epoch and now - self._last_cut >= spacing:
             self._epoch += 1
-            self._last_cut = self._calm_since = now
-            self._cut(now)
+            self._last_cut = now
+            self._cut(now, exiting)
         self._arm(rearm=True)
 
-    def _cut(self, now: float) -> None:
-        self.slow_start = False
-        cut = self.rate * self._decrease
-        elapsed = max(now - self._window_start, 0.05)
-        accepted = max(self._accepted_rate, self._window_accepted / elapsed)
-        if accepted > 0:  # no faster than the server was accepting
-            cut = min(cut, _BELOW_ACCEPTED * accepted)
+    def _cut(self, now: float, exiting: bool) -> None:
+        level = self.rate
+        if self.slow_start:  # halve what the server accepted, not a runaway rate
+            accepted = self._recent_accepted(now)
+            if accepted > 0:
+                level = min(level, accepted)
+            self.slow_start = False
+            exiting = True
+        if exiting:  # the exit's halvings also reset the scale: the old one overshot
+            cut = self._scale = level * _EXIT_DECREASE
+            self._exit_at = now
+        else:
+            cut = level * self._decrease
+            self._scale = max(self._scale, level)
+        self._ceiling = level
+        self._above_since = None
         self.rate = max(self._min_rate, cut)
         self._tokens = min(self._tokens, 0.0)
+
+    def _recent_accepted(self, now: float) -> float:
+        """Accepted answers per second over about the last second (a sliding estimate)."""
+        elapsed = now - self._window_start
+        if self._accepted_rate == 0.0:  # no full window yet: count over at least one
+            return self._window_accepted / max(elapsed, _GOODPUT_WINDOW)
+        weight = max(0.0, 1.0 - elapsed / _GOODPUT_WINDOW)
+        return self._accepted_rate * weight + self._window_accepted / max(elapsed, _GOODPUT_WINDOW)
 
     def close(self) -> None:
         """Fail every queued call with ClientClosedError and drop the timer."""

@@ -24,12 +24,14 @@ async def _status_calls(client: AsyncSarvam, n: int) -> None:
 
 async def test_slow_start_grows_the_rate_exponentially(emulator: Emulator) -> None:
     async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
-        assert c.stats.slow_start and c.stats.rate_per_minute == 300.0
+        assert c.stats.slow_start and c.stats.rate_per_minute == 120.0
         await _status_calls(c, 8)
         stats = c.stats
     assert stats.requests == 8 and stats.throttled == 0
-    # each accepted answer adds 4 requests/s while no refusal was seen (a tenth past 40/s)
-    assert stats.slow_start and stats.rate_per_minute == pytest.approx(60 * (5 + 4 * 8))
+    # Each accepted answer to a call that waited for the pace adds 4 requests/s while no
+    # refusal was seen (a tenth past 40/s). The first call took the one starting token
+    # without waiting, so seven answers count.
+    assert stats.slow_start and stats.rate_per_minute == pytest.approx(60 * (2 + 4 * 7))
 
 
 async def test_429_cuts_rate_holds_client_wide_and_recovers(emulator: Emulator) -> None:
@@ -65,34 +67,115 @@ class Clock:
         return self.now
 
 
-def test_cut_and_recovery_arithmetic_on_a_fake_clock() -> None:
+def _paced(lim: AdaptiveLimiter) -> int:
+    """The ticket of a call sent now after waiting for the pace."""
+    return lim._epoch * 2 + 1
+
+
+def _unpaced(lim: AdaptiveLimiter) -> int:
+    """The ticket of a call sent now without waiting (demand below the pace)."""
+    return lim._epoch * 2
+
+
+def test_slow_start_exit_halves_what_the_server_accepted() -> None:
     clock = Clock()
-    lim = AdaptiveLimiter(max_in_flight=10, clock=clock, increase=0.05, increase_share=0.002)
+    lim = AdaptiveLimiter(max_in_flight=10, clock=clock)
     for _ in range(100):  # 100 accepted answers over 2 s: 50/s accepted
         clock.now += 0.02
-        lim.release(lim._epoch, 200, None)
+        lim.release(_paced(lim), 200, None)
     assert lim.slow_start and lim.rate > 1000  # slow start ran far past the server
     clock.now += 0.01
-    ticket = lim._epoch
+    ticket = _paced(lim)
     lim.release(ticket, 429, 2.0)
-    # cut to under what the server accepted (50/s), not from the runaway rate
-    assert lim.rate == pytest.approx(0.75 * 50, rel=0.05)
+    # half of what the server accepted (50/s), not of the runaway rate
+    assert lim.rate == pytest.approx(0.5 * 50, rel=0.05)
     assert not lim.slow_start and lim._blocked_until == pytest.approx(clock.now + 2.0)
-    cut = lim.rate
+    exit_rate = lim.rate
     lim.release(ticket, 429, None)  # same burst (sent before the cut): no second cut
-    clock.now += 0.5
-    lim.release(lim._epoch, 429, None)  # a new refusal, but within a second: no cut
-    assert lim.rate == cut
+    clock.now += 0.1
+    lim.release(_paced(lim), 429, None)  # sent after the cut, but straight after it
+    assert lim.rate == exit_rate
+    clock.now += 0.3  # still in the exit phase: a refusal says one halving was not enough
+    lim.release(_paced(lim), 503, None)
+    assert lim.rate == pytest.approx(exit_rate / 2)
+    clock.now += 2.0  # past the exit phase: congestion avoidance cuts gently
+    before = lim.rate
+    lim.release(_paced(lim), 429, None)
+    assert lim.rate == pytest.approx(before * 0.85)
+
+
+def test_growth_per_answer_scales_with_the_plan_and_needs_demand() -> None:
+    for plan in (20.0, 100.0, 600.0, 60_000.0):  # requests per minute, tiny plan to huge
+        clock = Clock()
+        lim = AdaptiveLimiter(max_in_flight=10, clock=clock, rate_limit=plan)
+        clock.now += 1.0
+        lim.release(_paced(lim), 429, None)
+        scale, low = plan / 60, lim.rate
+        assert low == pytest.approx(scale * 0.85)
+        lim.release(_unpaced(lim), 200, None)  # sent without waiting: no evidence
+        assert lim.rate == low
+        lim.release(_paced(lim), 200, None)
+        # +1 % of the scale (the rate refused) per answer, a little more below it: the
+        # same share of refusals (about one per 15 answers) whatever the plan; but where
+        # answers come fast, winning the cut back takes 3 s at the least
+        per_answer = 0.01 * scale / 0.85
+        per_three_seconds = 0.15 * scale / (3.0 * low)
+        assert lim.rate - low == pytest.approx(min(per_answer, per_three_seconds), rel=1e-6)
+        assert (per_answer < per_three_seconds) == (plan <= 100.0)
+
+
+def test_a_client_cut_more_often_regrows_faster() -> None:
+    clock = Clock()
+    lucky = AdaptiveLimiter(max_in_flight=10, clock=clock, rate_limit=100.0)
+    unlucky = AdaptiveLimiter(max_in_flight=10, clock=clock, rate_limit=100.0)
+    scale = 100.0 / 60
     clock.now += 1.0
-    lim.release(lim._epoch, 503, None)
-    assert lim.rate == pytest.approx(cut * 0.7, rel=0.05)
-    low = lim.rate
-    lim.release(lim._epoch, 200, None)  # right after a cut: +0.05/s + 0.2 % of the rate
-    assert lim.rate == pytest.approx(low + 0.05 + 0.002 * low)
-    clock.now += 10.0  # ten calm seconds later the share has grown (1 + (10/5)**2)-fold
-    low = lim.rate
-    lim.release(lim._epoch, 200, None)
-    assert lim.rate == pytest.approx(low + 0.05 + 0.002 * 5 * low)
+    lucky.release(_paced(lucky), 429, None)
+    for _ in range(3):  # refused in three bursts, each far enough apart to cut
+        unlucky.release(_paced(unlucky), 429, None)
+        clock.now += 3.0
+    assert unlucky.rate == pytest.approx(scale * 0.85**3)
+    steps = []
+    for lim in (lucky, unlucky):
+        before = lim.rate
+        lim.release(_paced(lim), 200, None)
+        steps.append(lim.rate - before)
+    # The scale (the highest rate refused) did not shrink with the cuts, and a client
+    # under it catches up faster: shares converge instead of drifting apart.
+    assert steps[0] == pytest.approx(0.01 * scale / 0.85)
+    assert steps[1] == pytest.approx(0.01 * scale / 0.85**3)
+    assert steps[1] > steps[0]
+
+
+def test_probing_speeds_up_once_past_the_last_refusal() -> None:
+    clock = Clock()
+    lim = AdaptiveLimiter(max_in_flight=10, clock=clock, rate_limit=100.0)
+    clock.now += 1.0
+    lim.release(_paced(lim), 429, None)  # refused at 100/min
+    answers = 0
+    while lim.rate < 100.0 / 60:  # back up to the ceiling, 1 % of the scale at a time
+        clock.now += 0.1
+        lim.release(_paced(lim), 200, None)
+        answers += 1
+    assert 10 <= answers <= 16
+    clock.now += 0.1
+    before = lim.rate
+    lim.release(_paced(lim), 200, None)
+    slow = lim.rate - before
+    clock.now += 2.0  # two seconds above the old limit with no refusal: it has moved
+    before = lim.rate
+    lim.release(_paced(lim), 200, None)
+    assert lim.rate - before > 3 * slow
+
+
+def test_a_known_plan_is_not_probed_past_until_refused() -> None:
+    clock = Clock()
+    lim = AdaptiveLimiter(max_in_flight=10, clock=clock, rate_limit=600.0)
+    for _ in range(50):  # five seconds of paced answers, none refused
+        clock.now += 0.1
+        lim.release(_paced(lim), 200, None)
+    # a gentle climb of at most 5 % a second; probing that speeds up would be far past
+    assert 10.0 < lim.rate < 10.0 * 1.3
 
 
 async def test_burst_of_429s_cuts_once(emulator: Emulator) -> None:
@@ -208,24 +291,3 @@ async def test_fanout_under_rate_limit_has_no_429_storm(tmp_path: object) -> Non
         refused = [r for r in api if r.status == 429]
     assert len(outcomes) == 60 and all(o.ok for o in outcomes)
     assert len(refused) <= max(3, len(api) // 10)
-
-
-def _traffic(lim: AdaptiveLimiter, clock: Clock, n: int, refuse_every: int) -> None:
-    """``n`` answers 10 ms apart, every ``refuse_every``-th a 429."""
-    for i in range(n):
-        clock.now += 0.01
-        lim.requests += 1
-        status = 429 if i % refuse_every == refuse_every - 1 else 200
-        lim.release(lim._epoch, status, None)
-
-
-def test_a_cut_that_works_is_kept() -> None:
-    clock = Clock()
-    lim = AdaptiveLimiter(max_in_flight=10, clock=clock, rate_limit=600.0)
-    _traffic(lim, clock, 2, 2)  # half refused: far over the limit; cut
-    _traffic(lim, clock, 48, 25)  # after the cut refusals are rare
-    clock.now += 1.0
-    _traffic(lim, clock, 24, 25)
-    before = lim.rate
-    _traffic(lim, clock, 1, 1)  # a refusal again: the last cut helped, so cut again
-    assert not lim.slow_start and lim.rate < before
