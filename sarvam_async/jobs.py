@@ -568,7 +568,8 @@ class _Work:
 
 _DONE = object()
 _JOB_TRIES = 3  # extra goes a job gets after a transient failure outlived its call's retries
-_JOB_RETRY_PAUSE = 5.0  # seconds before the first extra go, times the number of goes
+_JOB_RETRY_PAUSE = 5.0  # seconds before the first extra go, times the number of goes, after
+# a call's retries ran out; a call made once (not safe to re-send) gets the policy's backoff
 
 
 async def transcribe_files(
@@ -642,7 +643,12 @@ async def transcribe_files(
                 # (job id, started) is kept, so nothing is submitted twice.
                 work.tries += 1
                 logger.info("job %s: %s; trying the job again", work.job_id, exc)
-                await resource.client.retry.sleep(_JOB_RETRY_PAUSE * work.tries)
+                policy = resource.client.retry
+                if getattr(exc, "attempts", 1) > 1:  # retries ran out: let the storm pass
+                    pause = _JOB_RETRY_PAUSE * work.tries
+                else:  # one attempt, never re-sent (a dropped start): try again soon
+                    pause = policy.backoff(work.tries)
+                await policy.sleep(pause)
                 _requeue(work)
             else:
                 for name, path in work.inputs:

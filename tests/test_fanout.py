@@ -125,6 +125,24 @@ async def test_crash_between_upload_and_start_reattaches(
     assert len(emulator.calls("initiate")) == 1  # the job was re-attached, not re-created
 
 
+async def test_a_dropped_start_is_tried_again_soon(emulator: Emulator, tmp_path: Path) -> None:
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    policy = RetryPolicy(sleep=sleep, jitter=lambda: 1.0)
+    emulator.fail_next("start", drop=True)  # start is never re-sent by the call itself
+    async with AsyncSarvam(
+        api_key=KEY, base_url=emulator.url, retry=policy, adaptive_rate=False
+    ) as c:
+        outcomes = await _collect(c, _make(tmp_path / "in", 3), tmp_path / "out")
+    assert len(outcomes) == 3 and all(o.ok for o in outcomes)
+    assert len(emulator.calls("start")) == 2 and len(emulator.calls("initiate")) == 1
+    # the job's next go waits the policy's first backoff (0.5 s), not a storm's 5 s
+    assert slept and max(slept) == pytest.approx(0.5)
+
+
 async def test_torn_manifest_tail_is_tolerated_and_garbage_is_not(
     client: AsyncSarvam, emulator: Emulator, tmp_path: Path
 ) -> None:
