@@ -50,6 +50,10 @@ class Job:
     time_limit: float = 300.0  # seconds; calls not finished by then count as unfinished
 
 
+# The msgspec baselines' own Structs, written as a user of raw aiohttp + msgspec would: the
+# library's models (sarvam_async.models) would put the library itself into the baseline.
+
+
 class FileUrl(msgspec.Struct):
     file_url: str
     file_metadata: dict[str, Any] | None = None

@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from sarvam_async import AsyncSarvam, RetryPolicy, errors
-from sarvam_async._limiter import AdaptiveLimiter
+from sarvam_async._limiter import _WAITED, AdaptiveLimiter
 from sarvam_async.testing import Emulator
 
 from .conftest import KEY
@@ -69,7 +69,7 @@ class Clock:
 
 def _paced(lim: AdaptiveLimiter) -> int:
     """The ticket of a call sent now after waiting for the pace."""
-    return lim._epoch * 2 + 1
+    return lim._epoch * 2 + _WAITED
 
 
 def _unpaced(lim: AdaptiveLimiter) -> int:
