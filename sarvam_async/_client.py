@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _constants as C
-from ._limiter import AdaptiveLimiter, ClientStats
+from ._limiter import ClientStats, Limiter
 from ._resources import SpeechToTextJobResource, SpeechToTextTranslateJobResource
 from ._retry import RetryPolicy
 from ._transport import Transport
@@ -88,7 +88,7 @@ class AsyncSarvam:
         self._pool_size = max_connections + max_transfers
         self._transfers = asyncio.Semaphore(max_transfers)
         api_headers = {"User-Agent": C.USER_AGENT, **(headers or {}), C.API_KEY_HEADER: key}
-        self._limiter = AdaptiveLimiter(
+        self._limiter = Limiter(
             max_in_flight=max_connections, rate_limit=rate_limit, adaptive=adaptive_rate
         )
         self._transport = Transport(

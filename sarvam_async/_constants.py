@@ -27,6 +27,26 @@ RETRY_MAX_RETRY_AFTER = 60.0
 RETRY_STATUSES = frozenset({429, 503})
 """Statuses the API documents as "try again": rate limited and overloaded."""
 
+# Rate control (see _ratecontrol.py for how these fit together) ---------------------------
+RATE_START_WINDOW = 10
+"""Calls in flight before any answer: TCP's initial window; above the 8 jobs a fan-out runs."""
+RATE_ROUND_SECONDS = 1.0
+"""Shortest round the controller judges: the token buckets of rate limits refill per second."""
+RATE_ROUND_ANSWERS = 10
+"""Fewest answers a round judges: fewer cannot tell a 20 % background share from a limit."""
+RATE_EXIT_FACTOR = 0.5
+"""Leaving START halves the accepted rate: the burst that met the limit drained its bucket."""
+RATE_CUT_HEADROOM = 0.95
+"""A cut paces a little under the accepted rate, so the account's bucket refills between probes."""
+RATE_PROBE_GAIN = 0.05
+"""Growth per busy round without excess refusals: finds freed capacity within seconds."""
+RATE_NOISE_RATIO = 0.5
+"""A cut after which refusals stay at least this share of before did not help: noise."""
+RATE_BACKGROUND_DECAY = 0.2
+"""How fast the background share follows rounds that show less of it."""
+RATE_MIN = 1.0 / 60.0
+"""The slowest pace: one call a minute, so a client always probes again."""
+
 # Storage (presigned URLs) ---------------------------------------------------------------
 STORAGE_READ_TIMEOUT = 300.0
 """Seconds without a byte before a storage transfer is abandoned (not a total limit)."""

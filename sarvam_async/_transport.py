@@ -8,6 +8,7 @@ straight through; only a retryable failure enters the tenacity loop in ``_retry`
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
-from ._limiter import AdaptiveLimiter
+from ._limiter import Limiter, Overdue
+from ._ratecontrol import Signal
 from ._retry import RetryPolicy, parse_retry_after
 from .errors import (
     APIConnectionError,
@@ -40,7 +42,7 @@ from .errors import (
 )
 from .models import ErrorMessage, redact_urls
 
-__all__ = ["Endpoint", "Transport", "decoder_for", "encoder"]
+__all__ = ["Endpoint", "Transport", "decoder_for", "encoder", "signal_of"]
 
 T = TypeVar("T")
 
@@ -62,6 +64,9 @@ _error_decoder = decoder_for(ErrorMessage)
 _BODY_KEEP = 2048  # characters of an error body kept on the exception
 _PATH_RE = re.compile(r"at `(\$[^`]*)`")
 
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+_RATE_CODE = "rate_limit_exceeded_error"
+
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: UnauthorizedError,
@@ -77,6 +82,22 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     503: ServiceUnavailableError,
     504: GatewayTimeoutError,
 }
+
+
+def signal_of(err: APIStatusError) -> Signal:
+    """What a non-2xx answer says about the pace, for the rate controller.
+
+    A 429 is a rate refusal unless it says the credits ran out; a 503 only when it carries
+    the rate-limit code (otherwise the service is overloaded or down: the retry policy's
+    business, not the pace's); any other 4xx was taken at this pace; other 5xx say nothing.
+    """
+    if isinstance(err, TooManyRequestsError):
+        return Signal.NO_SIGNAL if err.quota_exhausted else Signal.RATE_LIMITED
+    if err.status_code == 503 and err.code == _RATE_CODE:
+        return Signal.RATE_LIMITED
+    if err.status_code >= 500:
+        return Signal.UNAVAILABLE
+    return Signal.ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -163,13 +184,13 @@ class Transport:
         headers: Mapping[str, str],
         timeout: float | None,
         retry: RetryPolicy,
-        limiter: AdaptiveLimiter,
+        limiter: Limiter,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
         self._headers = dict(headers)
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self.retry = retry
         self.limiter = limiter
 
@@ -194,33 +215,32 @@ class Transport:
         url = self._base + path
         data = None if body is None else encoder.encode(body)
         headers = self._headers if data is None else self._json_headers
-        client_timeout = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        per_attempt = self._timeout if timeout is None else timeout
         policy = self.retry if retry is None else retry
 
         started = policy.clock()
+        deadline = started + policy.deadline  # every wait, the limiter's too, counts
         try:  # the happy path: one attempt, no retry machinery built
-            return await self._attempt(endpoint, url, query, data, headers, client_timeout)
+            return await self._attempt(
+                endpoint, url, query, data, headers, per_attempt, deadline, policy.clock
+            )
         except (APIStatusError, APIConnectionError) as exc:
             if not policy.enabled or not policy.should_retry(exc, idempotent=endpoint.idempotent):
                 raise
             first = exc
-        made = 1
 
         async def attempt() -> T:
-            nonlocal made
-            made += 1
-            return await self._attempt(endpoint, url, query, data, headers, client_timeout)
-
-        try:
-            return await policy.run(
-                attempt,
-                first,
-                started=started,
-                idempotent=endpoint.idempotent,
-                describe=endpoint.describe,
+            return await self._attempt(
+                endpoint, url, query, data, headers, per_attempt, deadline, policy.clock, retry=True
             )
-        finally:
-            self.limiter.retries += made - 1  # attempts beyond the first
+
+        return await policy.run(
+            attempt,
+            first,
+            started=started,
+            idempotent=endpoint.idempotent,
+            describe=endpoint.describe,
+        )
 
     async def _attempt(
         self,
@@ -229,25 +249,48 @@ class Transport:
         query: Mapping[str, str] | None,
         data: bytes | None,
         headers: Mapping[str, str],
-        timeout: aiohttp.ClientTimeout,
+        per_attempt: float | None,
+        deadline: float,
+        clock: Callable[[], float],
+        *,
+        retry: bool = False,
     ) -> T:
         limiter = self.limiter
-        ticket = await limiter.acquire()
-        status = 0
+        if per_attempt is not None:
+            deadline = min(deadline, clock() + per_attempt)
+        try:
+            ticket = await limiter.acquire(timeout=deadline - clock(), retry=retry)
+        except Overdue as exc:
+            raise APITimeoutError(
+                f"the call's time ran out after {exc.waited:.1f}s waiting for the client's "
+                "rate limiter (client.stats shows the pace); raise timeout= or the retry "
+                "policy's deadline, or send fewer calls at once",
+                request_sent=False,
+                method=endpoint.method,
+                path=endpoint.path,
+            ) from None
+        signal = Signal.NO_SIGNAL
+        status: int | None = None
         retry_after: float | None = None
         try:
+            left = deadline - clock()
+            if left <= 0:
+                raise asyncio.TimeoutError
             async with self._session().request(
                 endpoint.method,
                 url,
                 params=query,
                 data=data,
                 headers=headers,
-                timeout=timeout,
+                timeout=aiohttp.ClientTimeout(total=left) if left < math.inf else _NO_TIMEOUT,
                 allow_redirects=False,  # a redirect must not carry the key to another origin
             ) as resp:
                 status = resp.status
+                signal = Signal.UNAVAILABLE  # until the whole answer is read
                 raw = await resp.read()
-                if not 200 <= status < 300:
+                if 200 <= status < 300:
+                    signal = Signal.ACCEPTED
+                else:
                     err = status_error(
                         status,
                         raw,
@@ -257,8 +300,7 @@ class Transport:
                         reason=resp.reason,
                     )
                     retry_after = err.retry_after
-                    if err.code == "insufficient_quota_error":
-                        status = 0  # out of credits says nothing about pace: no cut, no hold
+                    signal = signal_of(err)
                     raise err
         except aiohttp.ConnectionTimeoutError as exc:
             raise APITimeoutError(
@@ -268,6 +310,7 @@ class Transport:
                 path=endpoint.path,
             ) from exc
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            signal = Signal.UNAVAILABLE
             raise APITimeoutError(
                 "the API did not answer in time; raise timeout= if calls are slow",
                 request_sent=True,
@@ -283,6 +326,7 @@ class Transport:
                 path=endpoint.path,
             ) from exc
         except aiohttp.ClientError as exc:
+            signal = Signal.UNAVAILABLE
             raise APIConnectionError(
                 f"connection to the API failed ({type(exc).__name__}); it is retried "
                 "when safe, check the network if it persists",
@@ -291,7 +335,7 @@ class Transport:
                 path=endpoint.path,
             ) from exc
         finally:
-            limiter.release(ticket, status, retry_after)
+            limiter.release(ticket, signal, retry_after, status=status)
         try:
             return decoder_for(endpoint.response).decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:

@@ -71,7 +71,12 @@ def human_bytes(n: float) -> str:
 
 def stats_text(stats: ClientStats) -> Text:
     """One short line of client counters: calls, retries, throttling, pace, in flight."""
-    pace = "ramping up" if stats.slow_start else f"{stats.rate_per_minute:,.0f}/min"
+    if stats.rate_per_minute is not None:
+        pace = f"{stats.rate_per_minute:,.0f}/min"
+    else:
+        pace = "unpaced" if stats.phase == "start" else "off"
+    if stats.hold_seconds > 0:
+        pace += f", held {stats.hold_seconds:.1f}s"
     parts = [
         f"API calls {stats.requests}",
         f"retries {stats.retries}",
