@@ -34,14 +34,26 @@ RATE_ROUND_SECONDS = 1.0
 """Shortest round the controller judges: the token buckets of rate limits refill per second."""
 RATE_ROUND_ANSWERS = 10
 """Fewest answers a round judges: fewer cannot tell a 20 % background share from a limit."""
+RATE_ROUND_MAX_SECONDS = 30.0
+"""A round at a slow pace ends after this long even with fewer answers: slow plans learn too."""
+RATE_MAX_CUT = 0.5
+"""A cut keeps at least this share of the rate sent: one unlucky round does not starve a process."""
 RATE_EXIT_FACTOR = 0.5
 """Leaving START halves the accepted rate: the burst that met the limit drained its bucket."""
 RATE_CUT_HEADROOM = 0.95
 """A cut paces a little under the accepted rate, so the account's bucket refills between probes."""
 RATE_PROBE_GAIN = 0.05
 """Growth per busy round without excess refusals: finds freed capacity within seconds."""
-RATE_NOISE_RATIO = 0.5
-"""A cut after which refusals stay at least this share of before did not help: noise."""
+RATE_CATCH_UP_GAIN = 0.25
+"""Growth per busy round while under the rate accepted at the last cut: back in a few rounds."""
+RATE_MEASURE_ROUNDS = 4
+"""Rounds the accepted rate is measured over: whole cycles of refusal, hold and refill."""
+RATE_MIN_REFUSALS = 3
+"""Fewest rate refusals in a round that count as evidence of a limit; one or two may be luck."""
+RATE_EXCESS_SIGMAS = 3.0
+"""Refusals above the background by this many standard deviations are a limit, not luck."""
+RATE_MAX_BACKGROUND = 0.25
+"""A higher share of refusals is never taken for background: that is a limit or an outage."""
 RATE_BACKGROUND_DECAY = 0.2
 """How fast the background share follows rounds that show less of it."""
 RATE_MIN = 1.0 / 60.0

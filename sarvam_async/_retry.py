@@ -21,9 +21,20 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from . import _constants as C
-from .errors import APIConnectionError, APIError, APIStatusError, ConfigurationError
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    ConfigurationError,
+)
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["DeadlineReached", "RetryPolicy", "parse_retry_after"]
+
+
+class DeadlineReached(APITimeoutError):
+    """The call's retry deadline passed, or would pass, before it could be sent: final."""
+
 
 T = TypeVar("T")
 logger = logging.getLogger("sarvam_async")
@@ -120,6 +131,8 @@ class RetryPolicy:
             if exc.status_code not in self.retry_statuses:
                 return False
             return exc.code != "insufficient_quota_error"
+        if isinstance(exc, DeadlineReached):
+            return False
         if isinstance(exc, APIConnectionError):
             return idempotent or not exc.request_sent
         return False

@@ -20,7 +20,7 @@ import msgspec
 
 from ._limiter import Limiter, Overdue
 from ._ratecontrol import Signal
-from ._retry import RetryPolicy, parse_retry_after
+from ._retry import DeadlineReached, RetryPolicy, parse_retry_after
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -256,12 +256,14 @@ class Transport:
         retry: bool = False,
     ) -> T:
         limiter = self.limiter
+        final = per_attempt is None or deadline - clock() <= per_attempt
         if per_attempt is not None:
             deadline = min(deadline, clock() + per_attempt)
         try:
             ticket = await limiter.acquire(timeout=deadline - clock(), retry=retry)
         except Overdue as exc:
-            raise APITimeoutError(
+            # past the retry deadline no retry can help; past one attempt's timeout it may
+            raise (DeadlineReached if final else APITimeoutError)(
                 f"the call's time ran out after {exc.waited:.1f}s waiting for the client's "
                 "rate limiter (client.stats shows the pace); raise timeout= or the retry "
                 "policy's deadline, or send fewer calls at once",

@@ -1,0 +1,142 @@
+"""The client's gate against the emulator: start window, holds, deadlines, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+
+import pytest
+
+from sarvam_async import AsyncSarvam, RetryPolicy, errors
+from sarvam_async import _constants as C
+from sarvam_async.testing import Emulator
+
+from .conftest import KEY
+
+
+async def _status_calls(client: AsyncSarvam, n: int) -> None:
+    async def one() -> None:
+        with contextlib.suppress(errors.NotFoundError):
+            await client.speech_to_text_job.get_status("j")
+
+    await asyncio.gather(*(one() for _ in range(n)))
+
+
+async def test_first_burst_is_the_start_window_and_nothing_is_paced(emulator: Emulator) -> None:
+    emulator.latency = 0.05
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        await _status_calls(c, 3 * C.RATE_START_WINDOW)
+        stats = c.stats
+    times = [r.time for r in emulator.calls("status")]
+    first = times[0]
+    # the window's calls go at once; the next only after answers came back
+    assert max(times[: C.RATE_START_WINDOW]) - first < 0.04
+    assert times[C.RATE_START_WINDOW] - first >= 0.04
+    assert stats.phase == "start" and stats.rate_per_minute is None
+    assert stats.window is not None and stats.window > C.RATE_START_WINDOW  # it grew
+    assert stats.requests == 3 * C.RATE_START_WINDOW and stats.throttled == 0
+
+
+async def test_a_known_plan_paces_from_the_first_call(emulator: Emulator) -> None:
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, rate_limit=1200) as c:
+        assert c.stats.phase == "paced" and c.stats.rate_per_minute == 1200
+        await _status_calls(c, 6)
+    times = sorted(r.time for r in emulator.calls("status"))
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.045  # 20 per second: never a burst above the plan
+
+
+async def test_retry_after_is_waited_exactly_by_the_refused_call(emulator: Emulator) -> None:
+    emulator.fail_next("status", count=1, status=429, retry_after_ms=300)
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        await _status_calls(c, 1)
+        assert c.stats.retries == 1 and c.stats.throttled == 1
+    first, second = (r.time for r in emulator.calls("status"))
+    assert 0.29 <= second - first < 0.45  # the hint, not a pace the cut would have set
+
+
+async def test_a_paced_client_holds_every_call_for_the_hint(emulator: Emulator) -> None:
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, rate_limit=60_000) as c:
+        emulator.fail_next("status", count=1, status=429, retry_after_ms=300)
+        refused = asyncio.ensure_future(_status_calls(c, 1))
+        while c.stats.throttled == 0:
+            await asyncio.sleep(0.002)
+        seen = emulator.calls("status")[0].time
+        assert c.stats.hold_seconds > 0.2
+        await _status_calls(c, 5)  # other calls of the same client, after the refusal
+        await refused
+    later = emulator.calls("status")[1:]
+    assert len(later) == 6 and min(r.time for r in later) - seen >= 0.29
+
+
+async def test_a_queued_call_never_outlives_its_timeout(emulator: Emulator) -> None:
+    emulator.latency = 0.5
+    once = RetryPolicy(max_attempts=1)
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, max_connections=1) as c:
+        busy = asyncio.ensure_future(_status_calls(c, 1))
+        await asyncio.sleep(0.05)
+        with pytest.raises(errors.APITimeoutError) as info:
+            await c.speech_to_text_job.get_status("j", timeout=0.1, retry=once)
+        await busy
+    assert not info.value.request_sent and "rate limiter" in str(info.value)
+    assert len(emulator.calls("status")) == 1  # the queued call never reached the server
+
+
+async def test_a_wait_past_the_retry_deadline_fails_at_once(emulator: Emulator) -> None:
+    policy = RetryPolicy(deadline=5.0)
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, rate_limit=1, retry=policy) as c:
+        await _status_calls(c, 1)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(errors.APITimeoutError) as info:
+            await c.speech_to_text_job.get_status("j")
+        assert info.value.attempts == 1
+        assert loop.time() - start < 1.0  # not the 5 s, let alone the 60 s pace
+    assert len(emulator.calls("status")) == 1
+
+
+async def test_the_retry_deadline_bounds_repeated_hints(emulator: Emulator) -> None:
+    emulator.fail_next("status", count=10, status=429, retry_after_ms=400)
+    policy = RetryPolicy(deadline=1.0)
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, retry=policy) as c:
+        with pytest.raises(errors.TooManyRequestsError) as info:
+            await c.speech_to_text_job.get_status("j")
+    # attempts at 0, 0.4 and 0.8 s; a fourth at 1.2 s would cross the deadline
+    assert info.value.attempts == 3 and len(emulator.calls("status")) == 3
+
+
+async def test_quota_and_outages_move_no_pace(emulator: Emulator) -> None:
+    emulator.fail_next("status", count=4, status=429, code="insufficient_quota_error")
+    emulator.fail_next("initiate", count=4, status=503, retry_after=1)
+    policy = RetryPolicy(max_attempts=1)
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, retry=policy) as c:
+        for _ in range(4):
+            with pytest.raises(errors.TooManyRequestsError):
+                await c.speech_to_text_job.get_status("j")
+            with pytest.raises(errors.ServiceUnavailableError):
+                await c.speech_to_text_job.initialise(job_parameters={})
+        stats = c.stats
+    assert stats.phase == "start" and stats.hold_seconds == 0.0 and stats.throttled == 8
+
+
+async def test_pacing_off_keeps_only_the_bound_on_calls_in_flight(emulator: Emulator) -> None:
+    emulator.fail_next("status", count=1, status=429, retry_after=30)
+    policy = RetryPolicy(max_attempts=1)
+    async with AsyncSarvam(
+        api_key=KEY, base_url=emulator.url, adaptive_rate=False, retry=policy
+    ) as c:
+        with pytest.raises(errors.TooManyRequestsError):
+            await c.speech_to_text_job.get_status("j")
+        await _status_calls(c, 20)  # no hold, no pace
+        assert c.stats.phase == "off" and c.stats.hold_seconds == 0.0
+
+
+async def test_closing_fails_queued_calls(emulator: Emulator) -> None:
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, rate_limit=1) as c:
+        await _status_calls(c, 1)
+        queued = asyncio.ensure_future(c.speech_to_text_job.get_status("j"))
+        await asyncio.sleep(0.05)
+        assert c.stats.queued == 1
+    with pytest.raises(errors.ClientClosedError):
+        await queued

@@ -1,0 +1,139 @@
+"""The rate controller on a fake clock: start window, holds, cuts, background refusals."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from sarvam_async import _constants as C
+from sarvam_async._ratecontrol import Phase, RateController, Signal, Ticket
+from sarvam_async.testing import ManualClock
+
+ACCEPTED, REFUSED = Signal.ACCEPTED, Signal.RATE_LIMITED
+
+
+def _send_all(ctl: RateController, in_flight: int, want: int) -> list[Ticket]:
+    """Send up to ``want`` calls now, as the gate would; stops when the controller says wait."""
+    sent: list[Ticket] = []
+    while len(sent) < want and ctl.next_send(in_flight + len(sent)) == 0.0:
+        sent.append(ctl.on_send(waited=False))
+    return sent
+
+
+def test_start_window_doubles_per_round_trip_of_accepted_answers() -> None:
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    bursts = []
+    in_flight: list[Ticket] = []
+    for _ in range(4):  # four round trips of a caller with 1,000 calls ready
+        in_flight += _send_all(ctl, len(in_flight), 1_000)
+        bursts.append(len(in_flight))
+        clock.advance(0.05)
+        answered, in_flight = in_flight, []
+        for t in answered:
+            ctl.on_answer(t, ACCEPTED, None)
+    assert bursts == [C.RATE_START_WINDOW * 2**i for i in range(4)]
+    assert ctl.phase is Phase.START and ctl.pace_per_minute is None
+
+
+def test_start_window_does_not_grow_for_a_caller_that_never_fills_it() -> None:
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    for _ in range(500):
+        (t,) = _send_all(ctl, 4, 1)  # four other calls in flight: under half the window
+        clock.advance(0.01)
+        ctl.on_answer(t, ACCEPTED, None)
+    assert ctl.window == C.RATE_START_WINDOW and ctl.next_send(0) == 0.0
+
+
+def test_known_plan_paces_from_the_first_call_and_never_bursts() -> None:
+    clock = ManualClock()
+    ctl = RateController(rate_limit=600, clock=clock)
+    assert ctl.phase is Phase.PACED and ctl.pace_per_minute == 600
+    assert ctl.next_send(0) == 0.0
+    ctl.on_send(waited=False)
+    assert ctl.next_send(1) == pytest.approx(0.1)
+    clock.advance(60.0)  # a long idle spell earns no burst
+    ctl.on_send(waited=False)
+    assert ctl.next_send(1) == pytest.approx(0.1)
+
+
+def test_known_plan_is_never_probed_past() -> None:
+    clock = ManualClock()
+    ctl = RateController(rate_limit=120, clock=clock)
+    for _ in range(400):
+        clock.advance(ctl.next_send(0))
+        t = ctl.on_send(waited=True)
+        ctl.on_answer(t, ACCEPTED, None)
+    assert ctl.pace_per_minute == 120
+
+
+def test_retry_after_holds_every_call_exactly_that_long_once_paced() -> None:
+    clock = ManualClock()
+    ctl = RateController(rate_limit=6000, clock=clock)
+    t = ctl.on_send(waited=False)
+    clock.advance(0.03)
+    ctl.on_answer(t, REFUSED, 0.3)
+    assert ctl.next_send(0) == pytest.approx(0.3)
+    clock.advance(0.3)
+    assert ctl.next_send(0) <= 1.0 / ctl.rate  # the hold is over: at most one interval
+
+
+def test_before_a_limit_is_in_evidence_a_hint_holds_only_its_call() -> None:
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    t = ctl.on_send(waited=False)
+    ctl.on_answer(t, REFUSED, 1.0)  # one refusal proves nothing; the retry waits for it
+    assert ctl.next_send(0) == 0.0 and ctl.phase is Phase.START
+
+
+def test_a_quota_429_or_an_outage_moves_nothing() -> None:
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    for signal in (Signal.NO_SIGNAL, Signal.UNAVAILABLE) * 20:
+        t = ctl.on_send(waited=False)
+        clock.advance(0.05)
+        ctl.on_answer(t, signal, 30.0)
+    assert ctl.phase is Phase.START and ctl.next_send(0) == 0.0 and ctl.background == 0.0
+
+
+def _run(
+    ctl: RateController, clock: ManualClock, seconds: float, refuse: float, limit: float
+) -> tuple[int, int]:
+    """Drive ``ctl`` with a caller that always has calls ready, against a server that
+    refuses a share ``refuse`` of calls at random and has a token bucket of ``limit``/s.
+    Returns (sent, refused for the rate)."""
+    rng = random.Random(7)
+    tokens, stamp = limit, clock()
+    sent = refused = 0
+    end = clock() + seconds
+    while clock() < end:
+        delay = ctl.next_send(0)
+        clock.advance(max(delay, 0.001) if delay < math.inf else 0.05)
+        t = ctl.on_send(waited=delay > 0)
+        sent += 1
+        if limit < math.inf:
+            tokens = min(limit, tokens + (clock() - stamp) * limit)
+        stamp = clock()
+        if rng.random() < refuse:
+            ctl.on_answer(t, REFUSED, 1.0)
+            refused += 1
+        elif tokens >= 1.0:
+            tokens -= 1.0
+            ctl.on_answer(t, ACCEPTED, None)
+        else:
+            ctl.on_answer(t, REFUSED, 1.0)
+            refused += 1
+    return sent, refused
+
+
+def test_refusals_that_come_whatever_the_pace_do_not_drive_it_down() -> None:
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    sent, _ = _run(ctl, clock, 60.0, refuse=0.2, limit=math.inf)
+    # the cut was tried, did not make refusals rarer, and was undone: no pace, no hold
+    assert ctl.background == pytest.approx(0.2, abs=0.1)
+    assert ctl.phase is Phase.START
+    assert sent > 60.0 / 0.001 * 0.5  # ran unpaced for most of the minute
