@@ -3,6 +3,8 @@
     python -m benchmarks.fanout                  # both parts
     python -m benchmarks.fanout --part single    # 1,000 files, one client
     python -m benchmarks.fanout --part multi     # 4 worker processes x 250 files, one account
+    python -m benchmarks.fanout --part single --files 100 --rate-limit 0 --latency 0.03 \
+        --job-duration 0.05 --poll-interval 0.05 --pacing off   # no limit, pacing off
 
 The Emulator runs in its own process with an account-wide rate limit (requests per minute),
 an answer latency and a job duration. Clients use the defaults (adaptive limiter learning
@@ -38,6 +40,7 @@ class Work:
     tag: str
     start_at: float  # time.time() at which to begin (so workers start together)
     poll_interval: float
+    adaptive: bool = True
 
 
 def _make_inputs(folder: Path, n: int, tag: str) -> list[Path]:
@@ -60,7 +63,9 @@ async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
     failed: list[str] = []
     errors: dict[str, int] = {}
     t0 = time.perf_counter()
-    async with AsyncSarvam(api_key=API_KEY, base_url=work.url) as client:
+    async with AsyncSarvam(
+        api_key=API_KEY, base_url=work.url, adaptive_rate=work.adaptive
+    ) as client:
         async for outcome in client.transcribe_files(
             paths, output_dir=out, max_concurrent_jobs=8, poll_interval=work.poll_interval
         ):
@@ -96,7 +101,7 @@ def worker_main(work: Work) -> dict[str, Any]:
 def _row(name: str, r: dict[str, Any], limit: float) -> str:
     accepted = r["requests"] - r["throttled"]
     share = r["throttled"] / r["requests"] if r["requests"] else 0.0
-    util = accepted / r["wall"] * 60.0 / limit
+    util = accepted / r["wall"] * 60.0 / limit if limit else 0.0
     return (
         f"| {name} | {r['ok']:,}/{r['files']:,} | {r['wall']:.1f} | {r['ok'] / r['wall']:.1f} | "
         f"{r['requests'] / r['wall']:.2f} | {r['requests']:,} | {share:.1%} | {util:.0%} | "
@@ -112,7 +117,7 @@ HEADER = (
 
 def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
     emulator = {
-        "rate_limit": args.rate_limit,
+        "rate_limit": args.rate_limit or None,
         "latency": args.latency,
         "job_duration": args.job_duration,
     }
@@ -126,7 +131,7 @@ def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
             jobs = [
                 pool.submit(
                     worker_main,
-                    Work(server.url, per, f"w{i}", start_at, args.poll_interval),
+                    Work(server.url, per, f"w{i}", start_at, args.poll_interval, args.adaptive),
                 )
                 for i in range(workers)
             ]
@@ -154,7 +159,8 @@ def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
         _row(f"all ({workers} process{'es' if workers > 1 else ''})", total, args.rate_limit)
     )
     title = (
-        f"### {workers} process(es) x {per:,} files; limit {args.rate_limit:,.0f}/min, "
+        f"### {workers} process(es) x {per:,} files; limit {args.rate_limit or 'none'}/min, "
+        f"pacing {'on' if args.adaptive else 'off'}, "
         f"latency {args.latency} s, job duration {args.job_duration} s"
     )
     return "\n".join([title, "", HEADER, *rows])
@@ -174,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--multi-latency", type=float, default=0.08, help="latency, multi part")
     ap.add_argument("--job-duration", type=float, default=2.0, help="seconds per job")
     ap.add_argument("--poll-interval", type=float, default=1.0)
+    ap.add_argument("--pacing", choices=("on", "off"), default="on", help="adaptive_rate")
     args = ap.parse_args(argv)
+    args.adaptive = args.pacing == "on"
     blocks = []
     if args.part in ("single", "both"):
         blocks.append(run_part(1, args.files, args))
