@@ -10,8 +10,10 @@ import logging
 
 from . import errors
 from ._client import AsyncSarvam
+from ._constants import VERSION
 from ._limiter import ClientStats
 from ._retry import RetryPolicy
+from ._types import USE_CLIENT_DEFAULT
 from .models import (
     MAX_FILES_PER_JOB,
     BulkJobCallback,
@@ -43,12 +45,13 @@ from .models import (
     TranscriptionResult,
 )
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 logging.getLogger("sarvam_async").addHandler(logging.NullHandler())
 
 __all__ = [
     "MAX_FILES_PER_JOB",
+    "USE_CLIENT_DEFAULT",
     "AsyncSarvam",
     "BulkJobCallback",
     "BulkJobInitResponse",

@@ -16,11 +16,12 @@ from . import _constants as C
 from ._limiter import ClientStats, Limiter
 from ._resources import SpeechToTextJobResource, SpeechToTextTranslateJobResource
 from ._retry import RetryPolicy
+from ._storage import StorageAccess
 from ._transport import Transport
 from .errors import ClientClosedError, ConfigurationError
 
 if TYPE_CHECKING:
-    from .jobs import FileOutcome, ProgressCallback
+    from ._results import FileOutcome, ProgressCallback
     from .models import SpeechToTextJobParameters, SpeechToTextTranslateJobParameters
 
 __all__ = ["AsyncSarvam"]
@@ -40,7 +41,8 @@ class AsyncSarvam:
     built at import time; a ``session`` you pass is used but never closed by the client.
 
     ``api_key`` falls back to ``SARVAM_API_KEY`` (read now, not at import); ``base_url`` to
-    ``SARVAM_BASE_URL``, then ``https://api.sarvam.ai``. ``timeout`` is seconds per attempt;
+    ``SARVAM_BASE_URL``, then ``https://api.sarvam.ai``. ``timeout`` is seconds per attempt
+    (``None``: no limit), the default of every call's ``timeout=``;
     ``retry`` the :class:`RetryPolicy` (per-call ``retry=`` overrides it);
     ``max_connections`` the pool size and the bound on API calls in flight; ``rate_limit``
     (requests per minute) starts the adaptive limiter at your plan's rate;
@@ -86,22 +88,25 @@ class AsyncSarvam:
         self._session = session
         self._owns_session = session is None
         self._pool_size = max_connections + max_transfers
-        self._transfers = asyncio.Semaphore(max_transfers)
         api_headers = {"User-Agent": C.USER_AGENT, **(headers or {}), C.API_KEY_HEADER: key}
         self._limiter = Limiter(
             max_in_flight=max_connections, rate_limit=rate_limit, adaptive=adaptive_rate
         )
+        policy = retry if retry is not None else RetryPolicy()
         self._transport = Transport(
             session=self._get_session,
             base_url=self.base_url,
             headers=api_headers,
             timeout=timeout,
-            retry=retry if retry is not None else RetryPolicy(),
+            retry=policy,
             limiter=self._limiter,
         )
-        self.speech_to_text_job = SpeechToTextJobResource(self)
+        storage = StorageAccess(self._get_session, max_transfers=max_transfers, retry=policy)
+        self.speech_to_text_job = SpeechToTextJobResource(self, self._transport, storage)
         """The speech-to-text batch flow."""
-        self.speech_to_text_translate_job = SpeechToTextTranslateJobResource(self)
+        self.speech_to_text_translate_job = SpeechToTextTranslateJobResource(
+            self, self._transport, storage
+        )
         """The speech-to-text-translate batch flow."""
 
     def __repr__(self) -> str:
@@ -174,23 +179,38 @@ class AsyncSarvam:
         | Mapping[str, Any]
         | None = None,
         translate: bool = False,
-        max_concurrent_jobs: int = 8,
+        max_concurrent_jobs: int = C.MAX_CONCURRENT_JOBS,
         manifest: str | os.PathLike[str] | None = None,
         progress: ProgressCallback | None = None,
         poll_interval: float = C.POLL_INTERVAL,
         job_timeout: float | None = None,
     ) -> AsyncGenerator[FileOutcome, None]:
-        """Transcribe many files: jobs of up to 20, run concurrently; yields per-file outcomes.
+        """Transcribe any number of files; yields one FileOutcome per input as it finishes.
 
-        See :func:`sarvam_async.jobs.transcribe_files` for the details. Wrap it in
-        ``contextlib.aclosing()``: leaving the loop early then cancels the run's jobs at once.
+        Inputs are split into jobs of at most 20 files (the API's limit), up to
+        ``max_concurrent_jobs`` jobs run at once, and every API call passes the client's
+        adaptive rate limiter. Colliding base names are made unique (``a-2.wav``) and mapped
+        back to their paths. Failed files are yielded too (``ok=False`` with the reason).
+        ``translate=True`` uses the speech-to-text-translate flow; ``job_timeout`` bounds
+        each job's wait (JobTimeoutError).
+
+        With ``manifest``, every step is journaled (append-only, fsynced); running the same
+        call again resumes: finished files are yielded from the journal without downloading,
+        created jobs are re-attached and never submitted twice, and inputs a job lost are
+        submitted in a new one. A bad key or exhausted credits stop the whole run (the error
+        is raised). A transient failure that outlives a call's retries (429/503/5xx, a lost
+        connection) gets its job up to three more goes; anything else fails only the files
+        it touches. Raises InvalidParameterError for missing inputs before anything is sent.
+
+        Wrap it in ``contextlib.aclosing()``: leaving the loop early then cancels the run's
+        jobs at once.
         """
-        from .jobs import transcribe_files
+        from ._fanout import FanOut
 
         resource: SpeechToTextJobResource | SpeechToTextTranslateJobResource = (
             self.speech_to_text_translate_job if translate else self.speech_to_text_job
         )
-        return transcribe_files(
+        return FanOut(
             resource,
             paths,
             output_dir=output_dir,
@@ -200,4 +220,4 @@ class AsyncSarvam:
             progress=progress,
             poll_interval=poll_interval,
             job_timeout=job_timeout,
-        )
+        ).run()

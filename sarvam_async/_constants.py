@@ -65,12 +65,28 @@ STORAGE_READ_TIMEOUT = 300.0
 STORAGE_CHUNK_SIZE = 256 * 1024
 """Bytes per read when streaming files: large enough for throughput, small for memory."""
 STORAGE_CONCURRENCY = 8
-"""Presigned transfers in flight per job."""
+"""Presigned transfers in flight per job; the client allows twice this across its jobs."""
+STORAGE_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses Azure Blob and GCS document as transient: timeout, throttled, server errors."""
+STORAGE_CONNECT_TIMEOUT = 30.0
+"""Seconds to open a connection to storage; a healthy endpoint answers in well under one."""
 
 # Jobs -----------------------------------------------------------------------------------
 POLL_INTERVAL = 5.0
 """First pause between status polls; the official SDK's value and the docs' advice."""
 POLL_MAX_INTERVAL = 30.0
 """Polling backs off to this for long jobs, sparing the account's rate limit."""
+MAX_CONCURRENT_JOBS = 8
+"""Jobs of a fan-out in flight: 8 x 20 files keep uploads, polls and downloads overlapping
+while staying far below the slowest plan's 20 requests a minute between polls."""
+JOB_RETRIES = 3
+"""Extra goes a fan-out job gets after a transient failure outlived its call's retries."""
+JOB_RETRY_PAUSE = 5.0
+"""Seconds before a job's first extra go after its call's retries ran out, times the number
+of goes (5, 10, 15 s): long enough for a 429 storm or a restart to pass. A call made once
+(never re-sent, such as a dropped start) waits the retry policy's backoff instead."""
 
-USER_AGENT = "sarvam-async/0.1.0"
+VERSION = "0.1.0"
+"""The package version: ``__version__``, the user agent and the built distribution read it."""
+USER_AGENT = f"sarvam-async/{VERSION}"
+"""Sent on every API call, so the service can tell this client's traffic apart."""

@@ -1,4 +1,4 @@
-"""The resume manifest: an append-only, fsynced journal of a fan-out run.
+"""The resume manifest: an append-only, fsynced journal of a fan-out run, and its replay.
 
 One JSON object per line. ``job`` records a created job and the inputs it carries (keyed by
 absolute path, with the name sent to the API); ``started`` records that the job was
@@ -6,21 +6,28 @@ started; ``file`` records a finished input (``ok`` or failed, with its output pa
 Replaying the journal tells a new run which files are finished, which jobs exist and
 which were started, so nothing is submitted or downloaded twice. A torn last line (a crash
 mid-write) is ignored; any other unreadable line is a ManifestError.
+
+:func:`plan_run` names a run's inputs, replays the journal and groups what is left into
+jobs: the resume planning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
+from ._filenames import unique_names
+from ._results import FileOutcome, read_result
 from ._transport import encoder
-from .errors import ManifestError
+from .errors import InvalidParameterError, ManifestError
+from .models import MAX_FILES_PER_JOB
 
-__all__ = ["Manifest", "ManifestState"]
+__all__ = ["Manifest", "ManifestState", "Plan", "PlannedJob", "plan_run"]
 
 
 class _Entry(msgspec.Struct, tag_field="event", omit_defaults=True):
@@ -129,3 +136,111 @@ class Manifest:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@dataclass
+class PlannedJob:
+    """A job of a run: its inputs, and what is known of it (id, started, goes taken)."""
+
+    inputs: list[tuple[str, Path]]
+    job_id: str | None = None
+    started: bool = False
+    tries: int = 0
+
+
+@dataclass
+class Plan:
+    """A run's jobs to drive, its outcomes from the journal, and what is new."""
+
+    pending: list[PlannedJob]
+    resumed: list[FileOutcome]
+    fresh_files: int
+    fresh_bytes: int
+
+
+def plan_run(paths: Sequence[str | os.PathLike[str]], journal: Manifest | None, flow: str) -> Plan:
+    """Name the inputs, replay the journal, and group what is left into jobs (blocking).
+
+    A path the journal knows keeps the name its job was created with, whatever the order
+    of this run's inputs; new paths get names no journaled path uses.
+    """
+    files = list(dict.fromkeys(Path(p).absolute() for p in paths))  # a path given twice: once
+    for p in files:
+        if not p.is_file():
+            raise InvalidParameterError("paths", f"not a readable file: {p}")
+    state = journal.load() if journal is not None else ManifestState()
+    names = unique_names(files, _recorded_names(state))
+    by_path = dict(zip((str(p) for p in files), names, strict=True))
+    resumed = _resumed(state, by_path)
+    claimed = {str(o.path) for o in resumed}  # paths with an outcome or a job already
+    pending = _reattached(state, by_path, claimed, flow)
+    fresh = [(by_path[str(p)], p) for p in files if str(p) not in claimed]
+    for i in range(0, len(fresh), MAX_FILES_PER_JOB):
+        pending.append(PlannedJob(fresh[i : i + MAX_FILES_PER_JOB]))
+    return Plan(pending, resumed, len(fresh), sum(p.stat().st_size for _, p in fresh))
+
+
+def _recorded_names(state: ManifestState) -> dict[str, str]:
+    """Path -> the name the journal gave it (a job's name first, else a file's)."""
+    recorded: dict[str, str] = {}
+    for job in state.jobs.values():
+        for name, path in job.inputs.items():
+            recorded[path] = name
+    for key, entry in state.files.items():
+        recorded.setdefault(key, entry.name)
+    return recorded
+
+
+def _resumed(state: ManifestState, by_path: dict[str, str]) -> list[FileOutcome]:
+    """The journaled outcomes of this run's inputs (not those whose output has gone)."""
+    resumed: list[FileOutcome] = []
+    for key, entry in state.files.items():
+        if key in by_path:
+            outcome = _resumed_outcome(entry, key)
+            if outcome is not None:
+                resumed.append(outcome)
+    return resumed
+
+
+def _reattached(
+    state: ManifestState, by_path: dict[str, str], claimed: set[str], flow: str
+) -> list[PlannedJob]:
+    """Journaled jobs of ``flow`` that still carry unclaimed inputs; claims those inputs."""
+    pending: list[PlannedJob] = []
+    for job in reversed(list(state.jobs.values())):  # the latest job holding a path wins
+        if job.flow != flow:
+            continue
+        inputs = [
+            (by_path[path], Path(path))
+            for path in job.inputs.values()
+            if path in by_path and path not in claimed
+        ]
+        if inputs:
+            claimed.update(str(p) for _, p in inputs)
+            pending.append(PlannedJob(inputs, job.job_id, job.job_id in state.started))
+    pending.reverse()
+    return pending
+
+
+def _resumed_outcome(entry: FileEntry, key: str) -> FileOutcome | None:
+    """The journaled outcome, or None when a finished output has gone (download it again)."""
+    result = None
+    output = Path(entry.output) if entry.output else None
+    if entry.ok:
+        if output is None:
+            return None
+        try:
+            result = read_result(output)
+        except (OSError, ValueError):
+            return None
+    return FileOutcome(
+        name=entry.name,
+        path=Path(key),
+        job_id=entry.job_id,
+        ok=entry.ok,
+        state=entry.state,
+        output_path=output if entry.ok else None,
+        result=result,
+        error=entry.error,
+        resumed=True,
+    )

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
+from ._filenames import check_file_names
 from ._retry import RetryPolicy
-from ._transport import Endpoint
+from ._transport import Endpoint, Transport
+from ._types import USE_CLIENT_DEFAULT, Timeout
 from .errors import InvalidParameterError
 from .models import (
     BulkJobCallback,
@@ -27,14 +29,14 @@ from .models import (
     JobStatusResponse,
     SpeechToTextJobParameters,
     SpeechToTextTranslateJobParameters,
-    check_file_names,
 )
 
 if TYPE_CHECKING:
+    from ._batch_job import BatchJob
     from ._client import AsyncSarvam
-    from .jobs import BatchJob
+    from ._storage import StorageAccess
 
-__all__ = ["SpeechToTextJobResource", "SpeechToTextTranslateJobResource"]
+__all__ = ["JobLinks", "SpeechToTextJobResource", "SpeechToTextTranslateJobResource"]
 
 P = TypeVar("P", SpeechToTextJobParameters, SpeechToTextTranslateJobParameters)
 
@@ -111,9 +113,11 @@ class _JobResource(Generic[P]):
     _ptu_routes: frozenset[str]
     flow: str
 
-    def __init__(self, client: AsyncSarvam) -> None:
+    def __init__(self, client: AsyncSarvam, transport: Transport, storage: StorageAccess) -> None:
         self.client: AsyncSarvam = client
-        self._transport = client._transport
+        self.storage = storage
+        """How this client's jobs reach presigned URLs."""
+        self._transport = transport
 
     def _q(self, route: str, ptu_id: int | None) -> dict[str, str] | None:
         """The query of ``route``: ``ptu_id`` only where this flow's API accepts it."""
@@ -124,7 +128,7 @@ class _JobResource(Generic[P]):
         job_parameters: P | Mapping[str, Any],
         callback: BulkJobCallback | Mapping[str, Any] | None,
         ptu_id: int | None,
-        timeout: float | None,
+        timeout: Timeout,
         retry: RetryPolicy | None,
     ) -> BulkJobInitResponse:
         body = InitiateRequest(
@@ -144,7 +148,7 @@ class _JobResource(Generic[P]):
         job_id: str,
         files: Sequence[str],
         ptu_id: int | None,
-        timeout: float | None,
+        timeout: Timeout,
         retry: RetryPolicy | None,
     ) -> FilesUploadResponse:
         body = _files(job_id, files, upload=True)
@@ -161,7 +165,7 @@ class _JobResource(Generic[P]):
         job_id: str,
         *,
         ptu_id: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> JobStatusResponse:
         """Start a job whose files are uploaded; returns its status (``Pending``).
@@ -178,7 +182,11 @@ class _JobResource(Generic[P]):
         )
 
     async def get_status(
-        self, job_id: str, *, timeout: float | None = None, retry: RetryPolicy | None = None
+        self,
+        job_id: str,
+        *,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
+        retry: RetryPolicy | None = None,
     ) -> JobStatusResponse:
         """The job's current status. It never holds transcripts: see ``get_download_links``.
 
@@ -193,7 +201,7 @@ class _JobResource(Generic[P]):
         job_id: str,
         files: Sequence[str],
         ptu_id: int | None,
-        timeout: float | None,
+        timeout: Timeout,
         retry: RetryPolicy | None,
     ) -> FilesDownloadResponse:
         body = _files(job_id, files, upload=False)
@@ -207,7 +215,7 @@ class _JobResource(Generic[P]):
 
     async def get_job(self, job_id: str) -> BatchJob:
         """Re-attach to an existing job by id (no request is made)."""
-        from .jobs import BatchJob
+        from ._batch_job import BatchJob
 
         return BatchJob(self, _job_id(job_id))
 
@@ -217,11 +225,11 @@ class _JobResource(Generic[P]):
         *,
         callback: BulkJobCallback | Mapping[str, Any] | None = None,
         ptu_id: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> BatchJob:
         """Initiate a job and return a handle to upload, start, wait and download it."""
-        from .jobs import BatchJob
+        from ._batch_job import BatchJob
 
         params = job_parameters if job_parameters is not None else self._params_type()
         init = await self._initialise(params, callback, ptu_id, timeout, retry)
@@ -244,7 +252,7 @@ class SpeechToTextJobResource(_JobResource[SpeechToTextJobParameters]):
         *,
         job_parameters: SpeechToTextJobParameters | Mapping[str, Any],
         callback: BulkJobCallback | Mapping[str, Any] | None = None,
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> BulkJobInitResponse:
         """Create a job (state ``Accepted``); unset parameters are omitted, never ``null``.
@@ -259,7 +267,7 @@ class SpeechToTextJobResource(_JobResource[SpeechToTextJobParameters]):
         *,
         job_id: str,
         files: Sequence[str],
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> FilesUploadResponse:
         """Presigned PUT URLs for 1-20 unique input file names (not paths)."""
@@ -270,7 +278,7 @@ class SpeechToTextJobResource(_JobResource[SpeechToTextJobParameters]):
         *,
         job_id: str,
         files: Sequence[str],
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> FilesDownloadResponse:
         """Presigned GET URLs for output names (``"0.json"``) of a finished job.
@@ -297,7 +305,7 @@ class SpeechToTextTranslateJobResource(_JobResource[SpeechToTextTranslateJobPara
         job_parameters: SpeechToTextTranslateJobParameters | Mapping[str, Any],
         callback: BulkJobCallback | Mapping[str, Any] | None = None,
         ptu_id: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> BulkJobInitResponse:
         """Create a translate job (state ``Accepted``); see the STT ``initialise``."""
@@ -309,7 +317,7 @@ class SpeechToTextTranslateJobResource(_JobResource[SpeechToTextTranslateJobPara
         job_id: str,
         files: Sequence[str],
         ptu_id: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> FilesUploadResponse:
         """Presigned PUT URLs for 1-20 unique input file names (not paths)."""
@@ -321,8 +329,39 @@ class SpeechToTextTranslateJobResource(_JobResource[SpeechToTextTranslateJobPara
         job_id: str,
         files: Sequence[str],
         ptu_id: int | None = None,
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> FilesDownloadResponse:
         """Presigned GET URLs for output names (``"0.json"``) of a finished job."""
         return await self._get_download_links(job_id, files, ptu_id, timeout, retry)
+
+
+class JobLinks:
+    """The presigned URLs of one job of either flow; ``ptu_id`` goes where the flow takes it."""
+
+    def __init__(self, resource: _JobResource[Any], job_id: str, ptu_id: int | None) -> None:
+        self._resource = resource
+        self._job_id = job_id
+        self._ptu_id = ptu_id
+
+    async def upload(self, names: Sequence[str]) -> FilesUploadResponse:
+        """PUT URLs for input ``names`` (1-20 unique plain file names)."""
+        return await self._resource._get_upload_links(
+            self._job_id, names, self._ptu_id, USE_CLIENT_DEFAULT, None
+        )
+
+    async def download(self, outputs: Sequence[str]) -> FilesDownloadResponse:
+        """GET URLs for the job's output names."""
+        return await self._resource._get_download_links(
+            self._job_id, outputs, self._ptu_id, USE_CLIENT_DEFAULT, None
+        )
+
+    async def fresh_upload_url(self, name: str) -> str | None:
+        """A new PUT URL for one input (after its signature expired), or None if not given."""
+        details = (await self.upload([name])).upload_urls.get(name)
+        return details.file_url if details is not None else None
+
+    async def fresh_download_url(self, output: str) -> str | None:
+        """A new GET URL for one output (after its signature expired), or None if not given."""
+        details = (await self.download([output])).download_urls.get(output)
+        return details.file_url if details is not None else None

@@ -130,7 +130,7 @@ class RetryPolicy:
         if isinstance(exc, APIStatusError):
             if exc.status_code not in self.retry_statuses:
                 return False
-            return exc.code != "insufficient_quota_error"
+            return not exc.quota_exhausted
         if isinstance(exc, DeadlineReached):
             return False
         if isinstance(exc, APIConnectionError):

@@ -25,9 +25,13 @@ from ._transport import status_error
 from .errors import APIConnectionError, APIStatusError, APITimeoutError, StorageError
 from .models import StorageContainerType
 
-__all__ = ["content_type_for", "download_to", "storage_policy", "upload_from"]
-
-STORAGE_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+__all__ = [
+    "StorageAccess",
+    "content_type_for",
+    "download_to",
+    "storage_policy",
+    "upload_from",
+]
 
 _CONTENT_TYPES = {
     ".wav": "audio/wav",
@@ -56,12 +60,14 @@ def content_type_for(name: str) -> str:
 
 def storage_policy(policy: RetryPolicy) -> RetryPolicy:
     """The client's policy with the statuses storage services ask to retry."""
-    return dataclasses.replace(policy, retry_statuses=STORAGE_RETRY_STATUSES)
+    return dataclasses.replace(policy, retry_statuses=C.STORAGE_RETRY_STATUSES)
 
 
 def _timeout() -> aiohttp.ClientTimeout:
     # No total limit (a large file takes as long as it takes); abandon a silent socket.
-    return aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=C.STORAGE_READ_TIMEOUT)
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=C.STORAGE_CONNECT_TIMEOUT, sock_read=C.STORAGE_READ_TIMEOUT
+    )
 
 
 async def _open(path: Path, mode: Literal["rb", "wb"]) -> BinaryIO:
@@ -263,3 +269,48 @@ def _discard(f: BinaryIO, tmp: Path) -> None:
     f.close()
     with contextlib.suppress(OSError):
         tmp.unlink()
+
+
+class StorageAccess:
+    """A client's way to storage: its session, its bound on transfers, its retry policy.
+
+    Jobs move files through this object only; it never sees the API key. ``session`` is a
+    zero-argument callable returning the client's live session.
+    """
+
+    def __init__(
+        self,
+        session: Callable[[], aiohttp.ClientSession],
+        *,
+        max_transfers: int,
+        retry: RetryPolicy,
+    ) -> None:
+        self._session = session
+        self._transfers = asyncio.Semaphore(max_transfers)
+        self.policy = storage_policy(retry)
+
+    async def upload(
+        self,
+        url: str,
+        path: Path,
+        *,
+        name: str,
+        storage: StorageContainerType,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> int:
+        """:func:`upload_from` once a transfer slot is free; returns the bytes sent."""
+        async with self._transfers:
+            return await upload_from(
+                self._session(),
+                url,
+                path,
+                name=name,
+                storage=storage,
+                policy=self.policy,
+                on_bytes=on_bytes,
+            )
+
+    async def download(self, url: str, dest: Path, *, name: str) -> int:
+        """:func:`download_to` once a transfer slot is free; returns the bytes written."""
+        async with self._transfers:
+            return await download_to(self._session(), url, dest, name=name, policy=self.policy)

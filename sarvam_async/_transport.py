@@ -21,6 +21,7 @@ import msgspec
 from ._limiter import Limiter, Overdue
 from ._ratecontrol import Signal
 from ._retry import DeadlineReached, RetryPolicy, parse_retry_after
+from ._types import USE_CLIENT_DEFAULT, Timeout
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -201,7 +202,7 @@ class Transport:
         job_id: str | None = None,
         query: Mapping[str, str] | None = None,
         body: Any = None,
-        timeout: float | None = None,
+        timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> T:
         """Send one API call and return its decoded answer; retries per the policy.
@@ -215,7 +216,7 @@ class Transport:
         url = self._base + path
         data = None if body is None else encoder.encode(body)
         headers = self._headers if data is None else self._json_headers
-        per_attempt = self._timeout if timeout is None else timeout
+        per_attempt = self._timeout if timeout is USE_CLIENT_DEFAULT else timeout
         policy = self.retry if retry is None else retry
 
         started = policy.clock()

@@ -148,6 +148,15 @@ class APIStatusError(APIError):
         self.body = body
         self.headers = headers or {}
 
+    @property
+    def quota_exhausted(self) -> bool:
+        """True when the account is out of credits (``insufficient_quota_error``).
+
+        The one place that code is recognised: such an error is never retried, stops a
+        fan-out, and tells the rate limiter nothing about pace.
+        """
+        return self.code == "insufficient_quota_error"
+
     def __str__(self) -> str:
         where = f"{self.method} {self.path} -> " if self.method else ""
         code = f" {self.code}" if self.code else ""
@@ -215,11 +224,6 @@ class TooManyRequestsError(APIStatusError):
     """
 
     hint = "Lower concurrency or pass rate_limit= to match the plan."
-
-    @property
-    def quota_exhausted(self) -> bool:
-        """True when the account is out of credits (``insufficient_quota_error``)."""
-        return self.code == "insufficient_quota_error"
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -300,13 +304,14 @@ class StorageError(SarvamError):
 
 
 class UnsafeFileNameError(SarvamError, ValueError):
-    """The server returned an output name that is not a plain file name; nothing was written."""
+    """A file name would land outside the output folder; nothing was written."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"refusing output file name {name!r}: not a plain file name "
-            "(path separators, '..', absolute paths and NUL are rejected)"
+    def __init__(self, name: str, reason: str | None = None) -> None:
+        why = reason or (
+            "not a plain file name (path separators, '..', absolute paths and control "
+            "characters are rejected)"
         )
+        super().__init__(f"refusing output file name {name!r}: {why}; rename the input")
         self.name = name
 
 

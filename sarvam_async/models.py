@@ -12,7 +12,6 @@ lacks; it is a member here.
 from __future__ import annotations
 
 import enum
-import os
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -357,27 +356,6 @@ class BulkJobCallback(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=
         return [("url", self.url), *token]
 
 
-def check_file_names(files: list[str], field: str = "files") -> None:
-    """Raise InvalidParameterError unless ``files`` is 1-20 unique plain file names."""
-    if not files:
-        raise InvalidParameterError(field, "give at least one file name")
-    if len(files) > MAX_FILES_PER_JOB:
-        raise InvalidParameterError(
-            field, f"a job takes at most {MAX_FILES_PER_JOB} files, got {len(files)}"
-        )
-    if len(set(files)) != len(files):
-        dupes = sorted({f for f in files if files.count(f) > 1})
-        raise InvalidParameterError(field, f"file names must be unique: {dupes}")
-    for name in files:
-        if not is_plain_file_name(name):
-            raise InvalidParameterError(field, f"not a plain file name: {name!r}")
-
-
-def is_plain_file_name(name: str) -> bool:
-    """True when ``name`` is a single path component that is safe to join to a folder."""
-    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
-
-
 class FilesRequest(msgspec.Struct):
     """Body of upload-files and download-files: a job id and file names.
 
@@ -559,8 +537,3 @@ class TranscriptionResult(msgspec.Struct, frozen=True):
     language_probability: float | None = None
     timestamps: Timestamps | None = None
     diarized_transcript: DiarizedTranscript | None = None
-
-
-def basename(path: str | os.PathLike[str]) -> str:
-    """The file name the API sees for a local path."""
-    return os.path.basename(os.fspath(path))
