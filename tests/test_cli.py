@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sarvam_async import AsyncSarvam
-from sarvam_async._cli._main import fault_statuses
+from sarvam_async._cli._parser import fault_statuses
 from sarvam_async.testing import Emulator
 
 from .conftest import KEY

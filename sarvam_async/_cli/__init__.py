@@ -1,5 +1,7 @@
 """The ``sarvam-async`` command's implementation (private; the entry point is ``cli.main``).
 
-``_main`` parses arguments, turns errors into one line and Ctrl-C into a clean stop; it never
-imports rich. The other modules do, and are imported only once rich is known to be there.
+``_main`` is the entry point; ``_parser`` builds the argument parser, ``_runner`` holds the
+exit codes, the one-line errors and the Ctrl-C-safe runner. None of the three imports rich.
+``_app`` (the commands), ``_demo`` and ``_display`` do, and are imported only once rich is
+known to be there. Imports go one way: _main -> _app -> _demo/_display, all -> _runner.
 """

@@ -1,6 +1,6 @@
 """The commands: transcribe, status, wait, download, emulator (demo lives in ``_demo``).
 
-Each API command is one coroutine run by ``_main.run``, so Ctrl-C cancels it cleanly.
+Each API command is one coroutine run by ``_runner.run``, so Ctrl-C cancels it cleanly.
 Errors are not caught here: ``_main.main`` turns them into one line and an exit status.
 """
 
@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from .. import AsyncSarvam, JobState, JobStatusResponse, SpeechToTextJobParameters
 from .. import SpeechToTextTranslateJobParameters as TranslateParameters
 from .._constants import API_KEY_ENV
 from ..errors import ConfigurationError, JobError
-from ..jobs import BatchJob, FileOutcome
+from ..jobs import BatchJob
 from ._display import (
     UI,
     FanOutProgress,
@@ -28,7 +27,8 @@ from ._display import (
     print_json,
     summary_table,
 )
-from ._main import EXIT_FAILED, EXIT_OK, fault_statuses, run
+from ._parser import fault_statuses
+from ._runner import EXIT_FAILED, EXIT_OK, run
 
 DEFAULT_EMULATOR_KEY = "test-key"
 
@@ -63,13 +63,6 @@ def make_client(args: argparse.Namespace, *, rate_limit: float | None = None) ->
             "(keys are on the Sarvam dashboard)"
         )
     return AsyncSarvam(api_key=key, base_url=args.base_url, rate_limit=rate_limit)
-
-
-def closing(
-    outcomes: AsyncGenerator[FileOutcome, None],
-) -> contextlib.aclosing[AsyncGenerator[FileOutcome, None]]:
-    """``aclosing`` over ``transcribe_files`` (an async generator), so Ctrl-C cancels jobs."""
-    return contextlib.aclosing(outcomes)
 
 
 # ----------------------------------------------------------------------------- transcribe
@@ -120,7 +113,7 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
                     poll_interval=args.poll_interval,
                     job_timeout=args.job_timeout,
                 )
-                async with closing(stream) as outcomes:
+                async with contextlib.aclosing(stream) as outcomes:  # Ctrl-C cancels jobs
                     async for outcome in outcomes:
                         display.outcome(outcome)
         except asyncio.CancelledError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import random
 import sys
@@ -23,9 +24,8 @@ from pathlib import Path
 from .. import AsyncSarvam
 from ..jobs import FileOutcome
 from ..testing import Emulator
-from ._app import closing
 from ._display import UI, FanOutProgress, human_bytes, summary_table
-from ._main import EXIT_FAILED, EXIT_OK, run
+from ._runner import EXIT_FAILED, EXIT_OK, run
 
 DEMO_KEY = "demo-key"
 POLL_INTERVAL = 0.2
@@ -113,7 +113,7 @@ async def _run(
                         progress=display,
                         poll_interval=POLL_INTERVAL,
                     )
-                    async with closing(stream) as outcomes:
+                    async with contextlib.aclosing(stream) as outcomes:
                         async for outcome in outcomes:
                             display.outcome(outcome)
                             results[outcome.name] = outcome
