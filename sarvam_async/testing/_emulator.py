@@ -16,9 +16,10 @@ from ._clock import WallClock
 from ._faults import Fault, FaultScript, RandomFaults, format_retry_after
 from ._ratelimit import RateLimiter
 from ._recording import RecordedRequest, Recorder, Stats
-from ._server import Server, Settings
+from ._server import Server
+from ._settings import Settings
+from ._signing import UrlSigner
 from ._state import Job, JobsView, JobView
-from ._storage import UrlSigner
 
 _SHUTDOWN_TIMEOUT = 0.1  # in-flight handlers get this long at close, then are cancelled
 

@@ -101,3 +101,24 @@ def error_response(
     """The documented JSON error envelope with ``status``."""
     body = encode({"error": {"message": message, "code": code, "request_id": request_id}})
     return json_response(status, body, request_id, headers)
+
+
+class Exchange:
+    """Per-request facts gathered for the record."""
+
+    __slots__ = ("body", "dropped", "sent", "size")
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.size = 0
+        self.sent = 0
+        self.dropped = False
+
+
+def drop(request: web.BaseRequest, ex: Exchange) -> web.Response:
+    """Close the connection without answering; the returned response is never written."""
+    ex.dropped = True
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return web.Response(status=500)

@@ -1,4 +1,4 @@
-"""Presigned URL signing and Azure-style storage errors for the emulator's blob store.
+"""Presigned URL signing for the emulator's blob store.
 
 URLs look like ``{base}/storage/{job_id}/input/{name}?se=<unix expiry>&sig=<hmac>`` (``output``
 for downloads). The signature is an HMAC-SHA256, with a per-emulator random secret, over the
@@ -13,7 +13,6 @@ import hmac
 import secrets
 import time
 from urllib.parse import quote
-from xml.sax.saxutils import escape
 
 from ._clock import WallClock
 
@@ -72,43 +71,3 @@ class UrlSigner:
     def revoke_all(self) -> None:
         """Invalidate every URL issued so far; later URLs are signed with a new secret."""
         self._secret = secrets.token_bytes(32)
-
-
-def azure_error(code: str, message: str, request_id: str, detail: str = "") -> bytes:
-    """An Azure Storage XML error body (``<Error><Code>…``)."""
-    when = time.strftime("%Y-%m-%dT%H:%M:%S.0000000Z", time.gmtime())
-    extra = f"<AuthenticationErrorDetail>{escape(detail)}</AuthenticationErrorDetail>"
-    return (
-        '\ufeff<?xml version="1.0" encoding="utf-8"?><Error>'
-        f"<Code>{escape(code)}</Code>"
-        f"<Message>{escape(message)}\nRequestId:{request_id}\nTime:{when}</Message>"
-        f"{extra if detail else ''}</Error>"
-    ).encode()
-
-
-AZURE_MESSAGES = {
-    "AuthenticationFailed": (
-        "Server failed to authenticate the request. Make sure the value of Authorization "
-        "header is formed correctly including the signature."
-    ),
-    "MissingRequiredHeader": "An HTTP header that's mandatory for this request is not specified.",
-    "InvalidHeaderValue": ("The value for one of the HTTP headers is not in the correct format."),
-    "MissingContentLengthHeader": "Content-Length HTTP header is missing.",
-    "InvalidInput": "One of the request inputs is not valid.",
-    "BlobNotFound": "The specified blob does not exist.",
-    "ResourceNotFound": "The specified resource does not exist.",
-    "UnsupportedHttpVerb": "The resource doesn't support specified Http Verb.",
-    "ServerBusy": "Ingress is over the account limit.",
-    "InternalError": "The server encountered an internal error. Please retry the request.",
-}
-
-STATUS_CODES = {
-    400: "InvalidInput",
-    403: "AuthenticationFailed",
-    404: "ResourceNotFound",
-    405: "UnsupportedHttpVerb",
-    411: "MissingContentLengthHeader",
-    429: "ServerBusy",
-    500: "InternalError",
-    503: "ServerBusy",
-}
