@@ -10,7 +10,7 @@ import logging
 
 from . import errors
 from ._client import AsyncSarvam
-from ._constants import VERSION
+from ._constants import VERSION as __version__
 from ._limiter import ClientStats
 from ._retry import RetryPolicy
 from ._types import USE_CLIENT_DEFAULT
@@ -44,8 +44,6 @@ from .models import (
     Timestamps,
     TranscriptionResult,
 )
-
-__version__ = VERSION
 
 logging.getLogger("sarvam_async").addHandler(logging.NullHandler())
 

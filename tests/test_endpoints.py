@@ -227,3 +227,21 @@ async def test_per_call_timeout(client: AsyncSarvam, emulator: Emulator) -> None
     with pytest.raises(APITimeoutError) as info:
         await client.speech_to_text_job.get_status("j", timeout=0.2, retry=RetryPolicy.disabled())
     assert info.value.attempts == 1
+
+
+async def test_per_call_timeout_none_means_no_limit(emulator: Emulator) -> None:
+    """``timeout=None`` on a call lifts the limit; leaving it out keeps the client's."""
+    from sarvam_async import USE_CLIENT_DEFAULT, RetryPolicy
+    from sarvam_async.errors import APITimeoutError, NotFoundError
+
+    once = RetryPolicy.disabled()
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, timeout=0.05, retry=once) as c:
+        emulator.fail_next("status", delay=0.5)
+        with pytest.raises(APITimeoutError):
+            await c.speech_to_text_job.get_status("j")
+        emulator.fail_next("status", delay=0.5)
+        with pytest.raises(APITimeoutError):
+            await c.speech_to_text_job.get_status("j", timeout=USE_CLIENT_DEFAULT)
+        emulator.fail_next("status", delay=0.5)
+        with pytest.raises(NotFoundError):  # answered, however late
+            await c.speech_to_text_job.get_status("j", timeout=None)

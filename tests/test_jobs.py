@@ -318,3 +318,29 @@ async def test_large_upload_streams_in_constant_memory(
     [put] = emulator.calls("storage-put")
     assert put.body_size == size and put.status == 201
     assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
+
+
+@pytest.mark.parametrize("evil", ["C:evil", "c:evil.wav", "con", "NUL.wav", "COM1"])
+async def test_input_names_unsafe_on_windows_are_never_written(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path, evil: str
+) -> None:
+    """``out / "C:evil.json"`` leaves ``out`` on Windows; refused on every system alike."""
+    body = {
+        "job_id": "j",
+        "job_state": "Completed",
+        "storage_container_type": "Azure",
+        "job_details": [
+            {
+                "inputs": [{"file_name": evil, "file_id": "0"}],
+                "outputs": [{"file_name": "0.json", "file_id": "0"}],
+                "state": "Success",
+            }
+        ],
+    }
+    emulator.fail_next("status", status=200, body=json.dumps(body).encode())
+    job = await client.speech_to_text_job.get_job("j")
+    outcomes = await job.download_outputs(tmp_path / "out")
+    assert [o.ok for o in outcomes] == [False]
+    assert "refusing output file name" in (outcomes[0].error or "")
+    assert emulator.calls("download-files") == []
+    assert list(tmp_path.rglob("*")) == []

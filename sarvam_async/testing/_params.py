@@ -236,14 +236,21 @@ def check_input_names(files: list[str]) -> None:
         dupes = sorted({f for f in files if files.count(f) > 1})
         raise ApiError(400, f"Duplicate file names: {', '.join(dupes)}")
     for name in files:
-        if (
-            not name.strip()
-            or name in (".", "..")
-            or "/" in name
-            or "\\" in name
-            or any(ord(c) < 32 for c in name)
-        ):
+        if not is_plain_file_name(name):
             raise ApiError(400, f"Invalid file name {name!r}: expected a plain file name")
+
+
+def is_plain_file_name(name: str) -> bool:
+    """One path component: not blank, ``.`` or ``..``; no separator or control character.
+
+    The client's rule (``sarvam_async._filenames``), copied: the emulator imports nothing
+    from the client. ``tests/test_filenames.py`` keeps the two copies in step.
+    """
+    return (
+        bool(name.strip())
+        and name not in (".", "..")
+        and not any(c in "/\\" or ord(c) < 32 for c in name)
+    )
 
 
 def parse_ptu_id(value: str | None) -> int | None:
