@@ -236,30 +236,27 @@ async def test_storage_retries_and_errors_name_the_file_not_the_url(
     assert "sig" not in str(info.value) and emulator.url not in str(info.value)
 
 
+def _completed(*files: tuple[str, str]) -> bytes:
+    """A Completed status of job ``j`` whose details pair each input with an output name."""
+    details = [
+        {
+            "inputs": [{"file_name": name, "file_id": str(i)}],
+            "outputs": [{"file_name": output, "file_id": str(i)}],
+            "state": "Success",
+        }
+        for i, (name, output) in enumerate(files)
+    ]
+    body = {"job_id": "j", "job_state": "Completed", "storage_container_type": "Azure"}
+    return json.dumps({**body, "job_details": details}).encode()
+
+
 @pytest.mark.parametrize(
     "evil", ["../evil.wav", "/etc/passwd", "a/../../b.wav", "a\\b.wav", "nul\x00.wav", ".."]
 )
 async def test_unsafe_names_from_the_server_are_never_written(
     client: AsyncSarvam, emulator: Emulator, tmp_path: Path, evil: str
 ) -> None:
-    body = {
-        "job_id": "j",
-        "job_state": "Completed",
-        "storage_container_type": "Azure",
-        "job_details": [
-            {
-                "inputs": [{"file_name": evil, "file_id": "0"}],
-                "outputs": [{"file_name": "0.json", "file_id": "0"}],
-                "state": "Success",
-            },
-            {
-                "inputs": [{"file_name": "ok.wav", "file_id": "1"}],
-                "outputs": [{"file_name": evil, "file_id": "1"}],
-                "state": "Success",
-            },
-        ],
-    }
-    emulator.fail_next("status", status=200, body=json.dumps(body).encode())
+    emulator.fail_next("status", status=200, body=_completed((evil, "0.json"), ("ok.wav", evil)))
     job = await client.speech_to_text_job.get_job("j")
     out = tmp_path / "deep" / "out"
     outcomes = await job.download_outputs(out)
@@ -325,19 +322,7 @@ async def test_input_names_unsafe_on_windows_are_never_written(
     client: AsyncSarvam, emulator: Emulator, tmp_path: Path, evil: str
 ) -> None:
     """``out / "C:evil.json"`` leaves ``out`` on Windows; refused on every system alike."""
-    body = {
-        "job_id": "j",
-        "job_state": "Completed",
-        "storage_container_type": "Azure",
-        "job_details": [
-            {
-                "inputs": [{"file_name": evil, "file_id": "0"}],
-                "outputs": [{"file_name": "0.json", "file_id": "0"}],
-                "state": "Success",
-            }
-        ],
-    }
-    emulator.fail_next("status", status=200, body=json.dumps(body).encode())
+    emulator.fail_next("status", status=200, body=_completed((evil, "0.json")))
     job = await client.speech_to_text_job.get_job("j")
     outcomes = await job.download_outputs(tmp_path / "out")
     assert [o.ok for o in outcomes] == [False]
