@@ -77,8 +77,8 @@ POLL_INTERVAL = 5.0
 POLL_MAX_INTERVAL = 30.0
 """Polling backs off to this for long jobs, sparing the account's rate limit."""
 MAX_CONCURRENT_JOBS = 8
-"""Jobs of a fan-out in flight: 8 x 20 files keep uploads, polls and downloads overlapping
-while staying far below the slowest plan's 20 requests a minute between polls."""
+"""Jobs of a fan-out in flight: 8 jobs of 20 files keep uploads, waits and downloads
+overlapping; the request rate is the adaptive limiter's business, not this bound's."""
 JOB_RETRIES = 3
 """Extra goes a fan-out job gets after a transient failure outlived its call's retries."""
 JOB_RETRY_PAUSE = 5.0
