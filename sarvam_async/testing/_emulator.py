@@ -11,8 +11,10 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from ._blobstore import BlobStore
 from ._callbacks import CallbackSender
 from ._clock import WallClock
+from ._endpoints import Endpoints
 from ._faults import Fault, FaultScript, RandomFaults, format_retry_after
 from ._ratelimit import RateLimiter
 from ._recording import RecordedRequest, Recorder, Stats
@@ -89,11 +91,16 @@ class Emulator:
             script=self._script,
             random_faults=RandomFaults(fault_rate, fault_statuses, fault_drop, seed),
             limiter=RateLimiter(rate_limit, scope=rate_limit_scope, burst=burst, clock=clock),
-            signer=self._signer,
-            wall=self._wall,
-            jobs=self._jobs,
-            file_faults=self._file_faults,
-            callbacks=self._callbacks,
+            clock=self._wall.clock,
+            endpoints=Endpoints(
+                self._settings,
+                self._signer,
+                self._wall,
+                self._jobs,
+                self._file_faults,
+                self._callbacks,
+            ),
+            blobs=BlobStore(self._script, self._recorder, self._signer, self._wall, self._jobs),
         )
         self._runner: web.ServerRunner | None = None
         self._url: str | None = None

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import msgspec
 from aiohttp import web
 
 from ._blobstore import BlobStore
-from ._callbacks import CallbackSender
-from ._clock import WallClock
 from ._endpoints import Endpoints
 from ._faults import Fault, FaultScript, RandomFaults
 from ._http import (
@@ -35,8 +34,6 @@ from ._ratelimit import RateLimiter, retry_headers
 from ._recording import RecordedRequest, Recorder
 from ._routing import Match, classify
 from ._settings import Settings
-from ._signing import UrlSigner
-from ._state import Job
 
 _log = logging.getLogger("sarvam_async.testing")
 
@@ -51,20 +48,18 @@ class Server:
         script: FaultScript,
         random_faults: RandomFaults,
         limiter: RateLimiter,
-        signer: UrlSigner,
-        wall: WallClock,
-        jobs: dict[str, Job],
-        file_faults: dict[str, tuple[str, str]],
-        callbacks: CallbackSender,
+        clock: Callable[[], float],
+        endpoints: Endpoints,
+        blobs: BlobStore,
     ) -> None:
         self._settings = settings
         self._recorder = recorder
         self._script = script
         self._random = random_faults
         self._limiter = limiter
-        self._clock = wall.clock
-        self._endpoints = Endpoints(settings, signer, wall, jobs, file_faults, callbacks)
-        self._blobs = BlobStore(script, recorder, signer, wall, jobs)
+        self._clock = clock
+        self._endpoints = endpoints
+        self._blobs = blobs
 
     # -- entry point -------------------------------------------------------------------------
 
