@@ -16,6 +16,7 @@ import pytest
 
 from sarvam_async import AsyncSarvam
 from sarvam_async._cli._parser import fault_statuses
+from sarvam_async.jobs import BatchJob
 from sarvam_async.testing import Emulator
 
 from .conftest import KEY
@@ -282,16 +283,21 @@ async def test_ctrl_c_stops_cleanly_and_the_manifest_resumes(
 
 
 async def test_status_wait_download_json(emulator: Emulator, tmp_path: Path) -> None:
-    emulator.job_duration = 0.3
-    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as client:
-        job = await client.speech_to_text_job.create_job()
-        await job.upload_files(_wavs(tmp_path / "in", "x.wav", "y.wav"))
-        await job.start()
-    env = _api_env(emulator)
+    async def started_job(duration: float) -> BatchJob:
+        emulator.job_duration = duration
+        async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as client:
+            job = await client.speech_to_text_job.create_job()
+            await job.upload_files(_wavs(tmp_path / "in", "x.wav", "y.wav"))
+            await job.start()
+        return job
 
-    early = await cli("download", job.job_id, "--out", str(tmp_path / "early"), env=env)
+    env = _api_env(emulator)
+    slow = await started_job(3600.0)  # not done while the CLI starts, however slowly
+    early = await cli("download", slow.job_id, "--out", str(tmp_path / "early"), env=env)
     assert early.code == 1
-    assert f"run 'sarvam-async wait {job.job_id}' first" in _one_clear_line(early.err)
+    assert f"run 'sarvam-async wait {slow.job_id}' first" in _one_clear_line(early.err)
+
+    job = await started_job(0.3)
 
     waited = await cli("wait", job.job_id, "--json", "--poll-interval", "0.05", env=env)
     assert waited.code == 0, waited.err
