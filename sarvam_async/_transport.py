@@ -192,7 +192,9 @@ class Transport:
     """Sends API requests on the client's session; see the module docstring.
 
     ``session`` is a zero-argument callable returning the live ``aiohttp.ClientSession``
-    (the client creates it lazily). Raises the typed errors of ``sarvam_async.errors`` only.
+    (the client creates it lazily); ``bind`` is called first on every request, before any
+    loop-bound primitive is touched (the client moves to a new event loop there). Raises
+    the typed errors of ``sarvam_async.errors`` only.
     """
 
     def __init__(
@@ -205,8 +207,10 @@ class Transport:
         retry: RetryPolicy,
         limiter: Limiter,
         max_body: int = C.MAX_RESPONSE_BYTES,
+        bind: Callable[[], None] | None = None,
     ) -> None:
         self._session = session
+        self._bind = bind
         self._max_body = max_body
         self._base = base_url.rstrip("/")
         self._headers = dict(headers)
@@ -230,6 +234,8 @@ class Transport:
         Raises APIStatusError subclasses, APIConnectionError / APITimeoutError or
         ResponseValidationError, with ``attempts`` set.
         """
+        if self._bind is not None:
+            self._bind()
         path = endpoint.path
         if job_id is not None:
             path = path.replace("{job_id}", quote(job_id, safe=""))
