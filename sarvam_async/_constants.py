@@ -85,6 +85,8 @@ STORAGE_CONNECT_TIMEOUT = 30.0
 # Jobs -----------------------------------------------------------------------------------
 POLL_INTERVAL = 5.0
 """First pause between status polls; the official SDK's value and the docs' advice."""
+MIN_CALL_TIME = 0.001
+"""Seconds a last status poll gets when a wait's deadline has come: one quick look."""
 POLL_MAX_INTERVAL = 30.0
 """Polling backs off to this for long jobs, sparing the account's rate limit."""
 MAX_CONCURRENT_JOBS = 8
