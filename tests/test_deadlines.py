@@ -38,7 +38,6 @@ async def test_a_wait_clips_each_call_timeout(emulator: Emulator, fake_time: Fak
             assert time.monotonic() - began < 5.0  # not the 60 s per-attempt timeout
 
 
-@pytest.mark.xfail(strict=True, reason="transport deadline clipping (rate-control work)")
 async def test_a_retry_deadline_clips_the_attempt_timeout() -> None:
     # attempt 1 times out at 0.5 s; attempt 2 has 0.25 s left, not a fresh 0.5 s
     policy = RetryPolicy(deadline=0.75, jitter=lambda: 0.0)
