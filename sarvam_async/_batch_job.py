@@ -10,6 +10,7 @@ one outcome per input, downloading the successes. Files move through the client'
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -187,6 +188,8 @@ class BatchJob:
         ``max_interval``. Transient errors (connection, 429, 5xx) are logged and polling
         goes on; others raise. Raises JobTimeoutError (with ``last_status``) once
         ``timeout`` seconds have passed; the job keeps running: ``get_job(job_id)`` later.
+        Each status call gets only the time left as its retry deadline (which also clips its
+        attempts), so the wait ends at ``timeout``, not one call's retry budget later.
         """
         policy = self._retry
         clock, sleep, jitter = policy.clock, policy.sleep, policy.jitter
@@ -194,8 +197,12 @@ class BatchJob:
         interval = poll_interval
         last: JobStatusResponse | None = None
         while True:
+            call_retry = None
+            if deadline is not None:  # a poll never outlives the wait: pass what is left down
+                left = max(deadline - clock(), C.MIN_CALL_TIME)
+                call_retry = dataclasses.replace(policy, deadline=left)
             try:
-                last = await self.get_status()
+                last = await self._resource.get_status(self.job_id, retry=call_retry)
             except APIStatusError as exc:
                 if not is_transient(exc):
                     raise

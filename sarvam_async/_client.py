@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import ipaddress
 import os
+import ssl as _ssl
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -16,9 +19,9 @@ from . import _constants as C
 from ._limiter import ClientStats, Limiter
 from ._resources import SpeechToTextJobResource, SpeechToTextTranslateJobResource
 from ._retry import RetryPolicy
-from ._storage import StorageAccess
+from ._storage import StorageAccess, TransferLimits
 from ._transport import Transport
-from .errors import ClientClosedError, ConfigurationError
+from .errors import ClientClosedError, ConfigurationError, EventLoopError
 
 if TYPE_CHECKING:
     from ._results import FileOutcome, ProgressCallback
@@ -48,6 +51,23 @@ class AsyncSarvam:
     (requests per minute) starts the adaptive limiter at your plan's rate;
     ``adaptive_rate=False`` turns pacing off and keeps only the bound on calls in flight.
 
+    Bounds on what a server can cost you: ``max_response_bytes`` caps an API answer and
+    ``max_transcript_bytes`` a downloaded transcript (both counted after decompression);
+    ``storage_stall_timeout`` abandons an upload or download that moves no byte for that
+    many seconds, ``storage_timeout`` (off by default) limits a whole transfer.
+
+    Transport security: TLS certificates are verified (aiohttp's default, against the
+    system's CAs); pass ``ssl=`` an ``ssl.SSLContext`` to trust a private CA. There is no
+    switch to turn verification off. Proxies are not used unless ``trust_env=True``, which
+    reads ``HTTPS_PROXY`` / ``NO_PROXY`` (and ``~/.netrc``) from the environment. A plain
+    ``http://`` base URL is refused unless it is loopback or ``allow_insecure_http=True``:
+    the API key would cross the network in clear.
+
+    Event loops: the client follows its caller to a new loop once the previous one has
+    finished (``asyncio.run`` called twice): the session and the waiting primitives are
+    rebuilt there, the old session closed. It cannot serve two live loops at once (two
+    threads): that raises EventLoopError; create one client per thread.
+
     Raises ConfigurationError when no key is found or the base URL is not http(s).
     """
 
@@ -64,6 +84,13 @@ class AsyncSarvam:
         adaptive_rate: bool = True,
         headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = C.MAX_RESPONSE_BYTES,
+        max_transcript_bytes: int = C.MAX_TRANSCRIPT_BYTES,
+        storage_stall_timeout: float = C.STORAGE_STALL_TIMEOUT,
+        storage_timeout: float | None = C.STORAGE_TRANSFER_TIMEOUT,
+        ssl: _ssl.SSLContext | None = None,
+        trust_env: bool = False,
+        allow_insecure_http: bool = False,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(C.API_KEY_ENV)
         if not key:
@@ -77,6 +104,16 @@ class AsyncSarvam:
             raise ConfigurationError(
                 f"base_url must be an http(s) URL such as {C.DEFAULT_BASE_URL}, got {base!r}"
             )
+        if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+            raise ConfigurationError(
+                f"refusing plain http:// to {parts.hostname}: the API key would travel "
+                "unencrypted. Use https://, or pass allow_insecure_http=True if the network "
+                "is trusted"
+            )
+        if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
+            raise ConfigurationError("ssl= takes an ssl.SSLContext (for a custom CA)")
+        if max_response_bytes < 1:
+            raise ConfigurationError("max_response_bytes must be at least 1")
         if max_connections < 1 or max_transfers < 1:
             raise ConfigurationError("max_connections and max_transfers must be at least 1")
         if rate_limit is not None and rate_limit <= 0:
@@ -88,6 +125,15 @@ class AsyncSarvam:
         self._session = session
         self._owns_session = session is None
         self._pool_size = max_connections + max_transfers
+        limits = TransferLimits(
+            stall=storage_stall_timeout, total=storage_timeout, max_download=max_transcript_bytes
+        )
+        self._ssl = ssl
+        self._trust_env = trust_env
+        self._timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._keeper: AsyncGenerator[None, None] | None = None
         api_headers = {"User-Agent": C.USER_AGENT, **(headers or {}), C.API_KEY_HEADER: key}
         self._limiter = Limiter(
             max_in_flight=max_connections, rate_limit=rate_limit, adaptive=adaptive_rate
@@ -95,13 +141,21 @@ class AsyncSarvam:
         policy = retry if retry is not None else RetryPolicy()
         self._transport = Transport(
             session=self._get_session,
+            bind=self._follow_loop,
             base_url=self.base_url,
             headers=api_headers,
             timeout=timeout,
             retry=policy,
             limiter=self._limiter,
+            max_body=max_response_bytes,
         )
-        storage = StorageAccess(self._get_session, max_transfers=max_transfers, retry=policy)
+        self._storage = storage = StorageAccess(
+            self._get_session,
+            max_transfers=max_transfers,
+            retry=policy,
+            limits=limits,
+            bind=self._follow_loop,
+        )
         self.speech_to_text_job = SpeechToTextJobResource(self, self._transport, storage)
         """The speech-to-text batch flow."""
         self.speech_to_text_translate_job = SpeechToTextTranslateJobResource(
@@ -116,6 +170,11 @@ class AsyncSarvam:
     def retry(self) -> RetryPolicy:
         """The default retry policy of every call."""
         return self._transport.retry
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds per attempt of an API call (None: no limit), as configured."""
+        return self._timeout
 
     @property
     def stats(self) -> ClientStats:
@@ -134,10 +193,15 @@ class AsyncSarvam:
                 "this AsyncSarvam client is closed; create a new one (or keep it open in "
                 "an 'async with' block for as long as you use it)"
             )
+        self._follow_loop()
         session = self._session
         if session is None:
-            connector = aiohttp.TCPConnector(limit=self._pool_size)
-            session = self._session = aiohttp.ClientSession(connector=connector)
+            connector = aiohttp.TCPConnector(limit=self._pool_size, ssl=self._ssl or True)
+            session = self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=self._trust_env
+            )
+            if self._owns_session:
+                self._keeper = _closer(session)
         elif session.closed:
             raise ClientClosedError(
                 "the aiohttp session passed as session= is closed; keep it open while the "
@@ -145,6 +209,37 @@ class AsyncSarvam:
             )
         self._state = _State.OPEN
         return session
+
+    def _follow_loop(self) -> None:
+        """Move to the running loop if it is not the one in use (see the class docstring)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                self._rebind(self._loop)
+            self._loop = loop
+
+    def _rebind(self, old: asyncio.AbstractEventLoop) -> None:
+        """Leave ``old`` for the running loop: close its session, rebuild the primitives."""
+        stats = self._limiter.stats()
+        busy = stats.in_flight or stats.queued or self._storage.busy
+        if (old.is_running() and not old.is_closed()) or busy:
+            raise EventLoopError(
+                "this AsyncSarvam client is in use on another event loop (another thread?); "
+                "create one client per thread, or finish the other loop's calls first"
+            )
+        if not self._owns_session:
+            raise EventLoopError(
+                "the aiohttp session passed as session= belongs to another event loop; "
+                "create the session and the client inside the loop that uses them"
+            )
+        stale, self._session = self._session, None
+        self._keeper = None
+        if stale is not None:  # its loop is gone: close it here (nothing can run there)
+            task = asyncio.ensure_future(stale.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        self._storage.rebind()
+        self._limiter.rebind()
 
     async def __aenter__(self) -> AsyncSarvam:
         self._get_session()
@@ -164,10 +259,14 @@ class AsyncSarvam:
             return
         self._state = _State.CLOSED
         self._limiter.close()
+        if self._owns_session:
+            self._follow_loop()  # closes a session left on a finished loop
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             # shield: a cancelled caller must still not leave the connector open
             await asyncio.shield(session.close())
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     def transcribe_files(
         self,
@@ -221,3 +320,36 @@ class AsyncSarvam:
             poll_interval=poll_interval,
             job_timeout=job_timeout,
         ).run()
+
+
+def _is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IPs: plain http there never leaves the machine."""
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _closer(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """An async generator, started on the running loop, that closes ``session`` when the
+    loop shuts its generators down (``asyncio.run`` does, before closing the loop).
+
+    A client used under ``asyncio.run`` without ``async with`` so leaves no open socket
+    behind; the generator is advanced to its ``yield`` here, which registers it.
+    """
+
+    async def keep() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if not session.closed:
+                await session.close()
+
+    gen = keep()
+    with contextlib.suppress(StopIteration):  # raised once it is suspended at its yield
+        gen.__anext__().send(None)
+    return gen

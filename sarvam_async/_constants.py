@@ -13,6 +13,10 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_CONNECTIONS = 100
 """aiohttp pool size. Above it, the client's limiter queues calls so none burns its timeout."""
 
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Largest API answer read, counted after decompression. A status of 20 files is a few KB;
+32 MiB leaves room for any genuine answer and stops a gzip bomb or a runaway body."""
+
 # Retry policy ---------------------------------------------------------------------------
 RETRY_MAX_ATTEMPTS = 8
 """Eight attempts ride out a burst of 429s from a token bucket refilling over a few seconds."""
@@ -60,8 +64,15 @@ RATE_MIN = 1.0 / 60.0
 """The slowest pace: one call a minute, so a client always probes again."""
 
 # Storage (presigned URLs) ---------------------------------------------------------------
-STORAGE_READ_TIMEOUT = 300.0
-"""Seconds without a byte before a storage transfer is abandoned (not a total limit)."""
+STORAGE_STALL_TIMEOUT = 300.0
+"""Seconds without progress, in either direction, before a storage transfer is abandoned.
+Five minutes outlasts any pause of a working storage service and frees a stuck transfer."""
+STORAGE_TRANSFER_TIMEOUT: float | None = None
+"""Optional limit on one whole storage transfer. None: a large file over a slow but moving
+link takes as long as it takes; the stall timeout catches a dead one."""
+MAX_TRANSCRIPT_BYTES = 256 * 1024 * 1024
+"""Largest transcript downloaded, counted after decompression. Hours of audio with word
+timestamps and diarization make tens of MB; 256 MiB stops a runaway or hostile body."""
 STORAGE_CHUNK_SIZE = 256 * 1024
 """Bytes per read when streaming files: large enough for throughput, small for memory."""
 STORAGE_CONCURRENCY = 8
@@ -74,6 +85,8 @@ STORAGE_CONNECT_TIMEOUT = 30.0
 # Jobs -----------------------------------------------------------------------------------
 POLL_INTERVAL = 5.0
 """First pause between status polls; the official SDK's value and the docs' advice."""
+MIN_CALL_TIME = 0.001
+"""Seconds a last status poll gets when a wait's deadline has come: one quick look."""
 POLL_MAX_INTERVAL = 30.0
 """Polling backs off to this for long jobs, sparing the account's rate limit."""
 MAX_CONCURRENT_JOBS = 8

@@ -206,6 +206,12 @@ class Limiter:
         if self._waiters:
             self._wake()
 
+    def rebind(self) -> None:
+        """Forget the timer of a finished event loop (the client calls it on moving to a new
+        loop, with nothing in flight or queued); the controller's state is kept."""
+        self._timer = None
+        self._waiters.clear()
+
     def close(self) -> None:
         """Fail every queued call with ClientClosedError and drop the timer."""
         self._closed = True

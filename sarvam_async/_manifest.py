@@ -5,7 +5,12 @@ absolute path, with the name sent to the API); ``started`` records that the job 
 started; ``file`` records a finished input (``ok`` or failed, with its output path).
 Replaying the journal tells a new run which files are finished, which jobs exist and
 which were started, so nothing is submitted or downloaded twice. A torn last line (a crash
-mid-write) is ignored; any other unreadable line is a ManifestError.
+mid-write) is cut off and a complete last line missing its newline gets one, so the next
+entry starts on a line of its own; any other unreadable line is a ManifestError.
+
+A write that fails (disk full, short write) is undone (the file is cut back to its last
+whole entry) and the journal refuses every later write: a run stops on its first journal
+failure and the file stays resumable.
 
 :func:`plan_run` names a run's inputs, replays the journal and groups what is left into
 jobs: the resume planning.
@@ -14,6 +19,7 @@ jobs: the resume planning.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,6 +80,8 @@ class Manifest:
         self.path = Path(path)
         self._lock = asyncio.Lock()
         self._fd: int | None = None
+        self._size = 0  # bytes of whole entries: where a failed write is cut back to
+        self._failure: ManifestError | None = None
 
     def load(self) -> ManifestState:
         """Replay the journal (an absent file is an empty one). Raises ManifestError."""
@@ -90,7 +98,7 @@ class Manifest:
                 continue
             try:
                 entry = _decoder.decode(line)
-            except msgspec.MsgspecError:
+            except (msgspec.MsgspecError, RecursionError):
                 if number == len(lines):  # torn final write: the crash we exist for
                     self._truncate(len(data) - len(line))
                     break
@@ -104,7 +112,21 @@ class Manifest:
                 state.started.add(entry.job_id)
             else:
                 state.files[entry.path] = entry
+            if number == len(lines):  # whole, but its newline was never written
+                self._terminate()
         return state
+
+    def _terminate(self) -> None:
+        """End a complete last entry with its missing newline."""
+        try:
+            with self.path.open("ab") as f:
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise ManifestError(
+                f"cannot repair the last line of manifest {self.path}: {exc.strerror}"
+            ) from None
 
     def _truncate(self, size: int) -> None:
         """Cut a torn last line off, so that the next record starts on a line of its own."""
@@ -116,20 +138,43 @@ class Manifest:
             ) from None
 
     async def record(self, entry: _Line) -> None:
-        """Append one entry and fsync it before returning."""
+        """Append one entry and fsync it before returning.
+
+        Raises ManifestError, and again on every later call once a write has failed.
+        """
         line = encoder.encode(entry) + b"\n"
         async with self._lock:
-            await asyncio.to_thread(self._append, line)
+            if self._failure is not None:
+                raise self._failure
+            try:
+                await asyncio.to_thread(self._append, line)
+            except ManifestError as exc:
+                self._failure = exc
+                raise
 
     def _append(self, line: bytes) -> None:
         try:
             if self._fd is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.write(self._fd, line)
+                self._size = os.fstat(self._fd).st_size
+            view = memoryview(line)
+            while view:  # os.write may write less than asked
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
         except OSError as exc:
-            raise ManifestError(f"cannot write manifest {self.path}: {exc.strerror}") from None
+            self._undo()
+            raise ManifestError(
+                f"cannot write manifest {self.path}: {exc.strerror or exc}; the run stopped "
+                "and the manifest is resumable: free space and run again"
+            ) from None
+        self._size += len(line)
+
+    def _undo(self) -> None:
+        """Cut a partly written entry off, so that the journal ends on a whole entry."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):  # a torn last line is what load() repairs
+                os.ftruncate(self._fd, self._size)
 
     def close(self) -> None:
         """Close the journal's file descriptor."""

@@ -105,6 +105,8 @@ def read_result(path: Path) -> TranscriptionResult:
         return _result_decoder.decode(path.read_bytes())
     except msgspec.MsgspecError as exc:
         raise ValueError(f"downloaded output is not a transcript ({exc})") from None
+    except RecursionError:
+        raise ValueError("downloaded output is not a transcript (nested too deeply)") from None
 
 
 def file_results(status: JobStatusResponse) -> list[FileResult]:

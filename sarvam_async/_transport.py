@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
+from . import _constants as C
 from ._limiter import Limiter, Overdue
 from ._ratecontrol import Signal
 from ._retry import DeadlineReached, RetryPolicy, parse_retry_after
@@ -35,15 +36,16 @@ from .errors import (
     InternalServerError,
     MethodNotAllowedError,
     NotFoundError,
+    ResponseTooLargeError,
     ResponseValidationError,
     ServiceUnavailableError,
     TooManyRequestsError,
     UnauthorizedError,
     UnprocessableEntityError,
 )
-from .models import ErrorMessage, redact_urls
+from .models import ErrorMessage
 
-__all__ = ["Endpoint", "Transport", "decoder_for", "encoder", "signal_of"]
+__all__ = ["Endpoint", "Transport", "decoder_for", "encoder", "read_capped", "signal_of"]
 
 T = TypeVar("T")
 
@@ -63,6 +65,7 @@ def decoder_for(type_: type[T]) -> msgspec.json.Decoder[T]:
 
 _error_decoder = decoder_for(ErrorMessage)
 _BODY_KEEP = 2048  # characters of an error body kept on the exception
+_READ_CHUNK = 64 * 1024  # bytes per read of an API answer
 _PATH_RE = re.compile(r"at `(\$[^`]*)`")
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
@@ -121,6 +124,21 @@ class Endpoint(Generic[T]):
         return f"{self.method} {self.path}"
 
 
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of the decoded body; True when there was more (left unread).
+
+    Counts bytes after aiohttp's decompression, so a small gzip bomb is stopped at the same
+    size as a plain body; memory stays at ``limit`` plus one chunk.
+    """
+    buf = bytearray()
+    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+        buf += chunk
+        if len(buf) > limit:
+            del buf[limit:]
+            return bytes(buf), True
+    return bytes(buf), False
+
+
 def status_error(
     status: int,
     body: bytes,
@@ -136,13 +154,13 @@ def status_error(
     message = ""
     try:
         env = _error_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         env = None
     if env is not None:
         message = env.error.message
         code = env.error.code.value if env.error.code is not None else None
         request_id = env.error.request_id or None
-    text = redact_urls(body[:_BODY_KEEP].decode("utf-8", "replace"))
+    text = body[:_BODY_KEEP].decode("utf-8", "replace")  # redacted by the error
     if not message:
         ctype = headers.get("content-type", "").split(";")[0].strip() or "no content type"
         if not body:
@@ -174,7 +192,9 @@ class Transport:
     """Sends API requests on the client's session; see the module docstring.
 
     ``session`` is a zero-argument callable returning the live ``aiohttp.ClientSession``
-    (the client creates it lazily). Raises the typed errors of ``sarvam_async.errors`` only.
+    (the client creates it lazily); ``bind`` is called first on every request, before any
+    loop-bound primitive is touched (the client moves to a new event loop there). Raises
+    the typed errors of ``sarvam_async.errors`` only.
     """
 
     def __init__(
@@ -186,8 +206,12 @@ class Transport:
         timeout: float | None,
         retry: RetryPolicy,
         limiter: Limiter,
+        max_body: int = C.MAX_RESPONSE_BYTES,
+        bind: Callable[[], None] | None = None,
     ) -> None:
         self._session = session
+        self._bind = bind
+        self._max_body = max_body
         self._base = base_url.rstrip("/")
         self._headers = dict(headers)
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
@@ -210,6 +234,8 @@ class Transport:
         Raises APIStatusError subclasses, APIConnectionError / APITimeoutError or
         ResponseValidationError, with ``attempts`` set.
         """
+        if self._bind is not None:
+            self._bind()
         path = endpoint.path
         if job_id is not None:
             path = path.replace("{job_id}", quote(job_id, safe=""))
@@ -272,6 +298,8 @@ class Transport:
                 method=endpoint.method,
                 path=endpoint.path,
             ) from None
+        failure: APIConnectionError | None = None
+        truncated = False
         signal = Signal.NO_SIGNAL
         status: int | None = None
         retry_after: float | None = None
@@ -290,7 +318,7 @@ class Transport:
             ) as resp:
                 status = resp.status
                 signal = Signal.UNAVAILABLE  # until the whole answer is read
-                raw = await resp.read()
+                raw, truncated = await read_capped(resp, self._max_body)
                 if 200 <= status < 300:
                     signal = Signal.ACCEPTED
                 else:
@@ -305,51 +333,68 @@ class Transport:
                     retry_after = err.retry_after
                     signal = signal_of(err)
                     raise err
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise APITimeoutError(
+        except aiohttp.ConnectionTimeoutError:
+            failure = APITimeoutError(
                 "timed out connecting to the API; check the network or raise timeout=",
                 request_sent=False,
                 method=endpoint.method,
                 path=endpoint.path,
-            ) from exc
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            )
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
             signal = Signal.UNAVAILABLE
-            raise APITimeoutError(
+            failure = APITimeoutError(
                 "the API did not answer in time; raise timeout= if calls are slow",
                 request_sent=True,
                 method=endpoint.method,
                 path=endpoint.path,
-            ) from exc
+            )
         except aiohttp.ClientConnectorError as exc:
-            raise APIConnectionError(
+            failure = APIConnectionError(
                 f"could not connect to the API ({exc.os_error.strerror or exc.os_error}); "
                 "check base_url and the network",
                 request_sent=False,
                 method=endpoint.method,
                 path=endpoint.path,
-            ) from exc
+            )
         except aiohttp.ClientError as exc:
             signal = Signal.UNAVAILABLE
-            raise APIConnectionError(
+            failure = APIConnectionError(
                 f"connection to the API failed ({type(exc).__name__}); it is retried "
                 "when safe, check the network if it persists",
                 request_sent=True,
                 method=endpoint.method,
                 path=endpoint.path,
-            ) from exc
+            )
         finally:
             limiter.release(ticket, signal, retry_after, status=status)
-        try:
-            return decoder_for(endpoint.response).decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            match = _PATH_RE.search(str(exc))
-            raise ResponseValidationError(
-                f"the API's answer does not match the documented schema: {exc}. "
-                "Please report it with the request id",
-                json_path=match.group(1) if match else None,
-                status_code=status,
-                request_id=resp.headers.get("x-request-id"),
-                body=redact_urls(raw[:_BODY_KEEP].decode("utf-8", "replace")),
+        if failure is not None:
+            # Raised outside the handler, unchained: aiohttp's exceptions carry the request
+            # headers, the API key among them, in their repr.
+            raise failure
+        request_id = resp.headers.get("x-request-id")
+        if truncated:
+            raise ResponseTooLargeError(
+                f"the API's answer is larger than max_response_bytes={self._max_body} "
+                "(decoded); raise it if this answer is genuine, or report it with the "
+                "request id",
+                status_code=status or 0,
+                request_id=request_id,
+                body=raw[:_BODY_KEEP].decode("utf-8", "replace"),
                 method=endpoint.method,
                 path=endpoint.path,
-            ) from exc
+            )
+        try:
+            return decoder_for(endpoint.response).decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            match = _PATH_RE.search(reason)
+            raise ResponseValidationError(
+                f"the API's answer does not match the documented schema: {reason}. "
+                "Please report it with the request id",
+                json_path=match.group(1) if match else None,
+                status_code=status or 0,
+                request_id=request_id,
+                body=raw[:_BODY_KEEP].decode("utf-8", "replace"),
+                method=endpoint.method,
+                path=endpoint.path,
+            ) from None

@@ -6,6 +6,7 @@
     ├── ConfigurationError           no API key, bad base URL, bad option value
     ├── InvalidParameterError        a request field breaks a documented limit (also ValueError)
     ├── ClientClosedError            the client was used after ``aclose()``
+    ├── EventLoopError               the client is busy on another event loop (a thread)
     ├── APIError                     anything that went wrong talking to the API
     │   ├── APIStatusError           the API answered non-2xx (unmapped 4xx land here)
     │   │   ├── BadRequestError              400
@@ -24,7 +25,9 @@
     │   ├── APIConnectionError       no usable answer: refused, reset, dropped
     │   │   └── APITimeoutError      the attempt ran out of time
     │   └── ResponseValidationError  a 2xx body that does not decode (keeps the JSON path)
+    │       └── ResponseTooLargeError    a 2xx body over ``max_response_bytes``
     ├── StorageError                 a presigned-URL upload or download failed (names the file)
+    │   └── LocalWriteError          the local disk refused the output (full, read-only)
     ├── UnsafeFileNameError          the server named an output outside the output folder
     └── JobError                     a batch job could not be driven to its end
         ├── JobTimeoutError          waiting ran past its deadline (``last_status``)
@@ -37,6 +40,8 @@ string: both are credentials.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from ._redact import redact
 
 if TYPE_CHECKING:
     from .models import JobStatusResponse
@@ -52,15 +57,18 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ContentTooLargeError",
+    "EventLoopError",
     "ForbiddenError",
     "GatewayTimeoutError",
     "InternalServerError",
     "InvalidParameterError",
     "JobError",
     "JobTimeoutError",
+    "LocalWriteError",
     "ManifestError",
     "MethodNotAllowedError",
     "NotFoundError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "SarvamError",
     "ServiceUnavailableError",
@@ -95,6 +103,14 @@ class ClientClosedError(SarvamError, RuntimeError):
     """The client was used after ``aclose()``; create a new ``AsyncSarvam``."""
 
 
+class EventLoopError(SarvamError, RuntimeError):
+    """The client was used on one event loop while calls were in flight on another.
+
+    A client follows its caller from one finished loop to the next (``asyncio.run`` twice),
+    but cannot serve two loops at once: create one client per thread.
+    """
+
+
 class APIError(SarvamError):
     """Anything that went wrong talking to the API.
 
@@ -103,6 +119,7 @@ class APIError(SarvamError):
     """
 
     def __init__(self, message: str, *, method: str = "", path: str = "", attempts: int = 1):
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.method = method
@@ -145,7 +162,7 @@ class APIStatusError(APIError):
         self.status_code = status_code
         self.code = code
         self.request_id = request_id
-        self.body = body
+        self.body = redact(body)
         self.headers = headers or {}
 
     @property
@@ -287,7 +304,11 @@ class ResponseValidationError(APIError):
         self.json_path = json_path
         self.status_code = status_code
         self.request_id = request_id
-        self.body = body
+        self.body = redact(body)
+
+
+class ResponseTooLargeError(ResponseValidationError):
+    """A 2xx answer larger (decoded) than the client's ``max_response_bytes``; not read on."""
 
 
 class StorageError(SarvamError):
@@ -298,9 +319,17 @@ class StorageError(SarvamError):
     """
 
     def __init__(self, message: str, *, file_name: str, status_code: int = 0) -> None:
-        super().__init__(f"{file_name}: {message}")
+        super().__init__(redact(f"{file_name}: {message}"))
         self.file_name = file_name
         self.status_code = status_code
+
+
+class LocalWriteError(StorageError):
+    """The download arrived but the local disk refused it (full, read-only, quota).
+
+    Nothing under the final name was written and, with a manifest, the file is not recorded
+    as failed: free space and run again to download it without resubmitting.
+    """
 
 
 class UnsafeFileNameError(SarvamError, ValueError):
@@ -319,7 +348,7 @@ class JobError(SarvamError):
     """A batch job could not be driven to its end; ``job_id`` names it."""
 
     def __init__(self, message: str, *, job_id: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.job_id = job_id
 
 

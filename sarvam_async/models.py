@@ -12,13 +12,12 @@ lacks; it is a member here.
 from __future__ import annotations
 
 import enum
-import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import msgspec
 from msgspec.structs import force_setattr
 
+from ._redact import redact_url
 from .errors import InvalidParameterError
 
 __all__ = [
@@ -377,22 +376,6 @@ class InitiateRequest(msgspec.Struct, omit_defaults=True):
 # --------------------------------------------------------------------------- responses
 
 
-_URL_QUERY = re.compile(r"(https?://[^\s\"'?<>]+)\?[^\s\"'<>]*")
-
-
-def redact_urls(text: str) -> str:
-    """``text`` with the query string of every URL in it replaced (signatures are secrets)."""
-    return _URL_QUERY.sub(r"\1?<redacted>", text)
-
-
-def _redact_url(url: str) -> str:
-    """The URL without its query string (a presigned URL's signature is a credential)."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    return f"{parts.scheme}://{parts.netloc}{parts.path}?<redacted>"
-
-
 class FileSignedURLDetails(msgspec.Struct, frozen=True):
     """A presigned URL and its metadata. ``repr()`` hides the URL's signature."""
 
@@ -400,10 +383,10 @@ class FileSignedURLDetails(msgspec.Struct, frozen=True):
     file_metadata: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
-        return f"FileSignedURLDetails(file_url={_redact_url(self.file_url)!r})"
+        return f"FileSignedURLDetails(file_url={redact_url(self.file_url)!r})"
 
     def __rich_repr__(self) -> list[tuple[str, Any]]:
-        return [("file_url", _redact_url(self.file_url))]
+        return [("file_url", redact_url(self.file_url))]
 
 
 def _normalise_urls(value: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,0 +1,65 @@
+"""The resume journal under damage: a missing newline, failed and short writes."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from sarvam_async import errors
+from sarvam_async._manifest import JobEntry, Manifest, StartedEntry
+
+JOB = JobEntry("j1", "stt", {"a.wav": "/in/a.wav"})
+
+
+async def test_a_last_line_without_its_newline_is_repaired_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_bytes(b'{"event":"job","job_id":"j1","flow":"stt","inputs":{}}')
+    for round_ in range(3):  # resume, append, resume again ...
+        journal = Manifest(path)
+        state = journal.load()
+        assert "j1" in state.jobs and len(state.started) == round_
+        await journal.record(StartedEntry(f"s{round_}"))
+        journal.close()
+
+
+async def test_a_failed_write_is_undone_and_the_journal_refuses_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "run.jsonl"
+    journal = Manifest(path)
+    await journal.record(JOB)
+    real_write = os.write
+
+    def torn(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data)[:7])  # part of the entry lands, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", torn)
+    with pytest.raises(errors.ManifestError, match="resumable"):
+        await journal.record(StartedEntry("j1"))
+    monkeypatch.setattr(os, "write", real_write)
+    with pytest.raises(errors.ManifestError):  # nothing is written after the error
+        await journal.record(StartedEntry("j2"))
+    journal.close()
+    state = Manifest(path).load()
+    assert list(state.jobs) == ["j1"] and state.started == set()
+    assert path.read_bytes().endswith(b"}\n")
+
+
+async def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+
+    def short(fd: int, data: bytes | memoryview) -> int:
+        return real_write(fd, bytes(data)[:5])
+
+    monkeypatch.setattr(os, "write", short)
+    journal = Manifest(tmp_path / "run.jsonl")
+    await journal.record(JOB)
+    await journal.record(StartedEntry("j1"))
+    journal.close()
+    monkeypatch.setattr(os, "write", real_write)
+    state = Manifest(tmp_path / "run.jsonl").load()
+    assert list(state.jobs) == ["j1"] and state.started == {"j1"}
