@@ -130,7 +130,6 @@ class AsyncSarvam:
         )
         self._ssl = ssl
         self._trust_env = trust_env
-        self._timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._keeper: AsyncGenerator[None, None] | None = None
@@ -170,11 +169,6 @@ class AsyncSarvam:
     def retry(self) -> RetryPolicy:
         """The default retry policy of every call."""
         return self._transport.retry
-
-    @property
-    def timeout(self) -> float | None:
-        """Seconds per attempt of an API call (None: no limit), as configured."""
-        return self._timeout
 
     @property
     def stats(self) -> ClientStats:
