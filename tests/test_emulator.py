@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import re
 import time
 import tracemalloc
@@ -291,6 +292,55 @@ async def test_output_variants(api: Api) -> None:
     assert (await api.outputs(translit, ["0.json"]))["0.json"]["transcript"].isascii()
 
 
+async def test_word_and_segment_timestamps(api: Api) -> None:
+    audio = {"x.wav": b"abc"}
+    base = {"model": "saaras:v4", "language_code": "en-IN"}
+    words = await api.job(audio, {**base, "timestamp_granularity": "word"})
+    out = (await api.outputs(words, ["0.json"]))["0.json"]
+    assert "segments" not in out and out["timestamps"] is None
+    assert " ".join(w["text"] for w in out["words"]) == out["transcript"]
+    times = [(w["start"], w["end"]) for w in out["words"]]
+    assert all(start <= end for start, end in times)
+    assert all(a[1] <= b[0] + 0.01 for a, b in itertools.pairwise(times))  # in order
+    segments = await api.job(audio, {**base, "timestamp_granularity": "segment"})
+    out = (await api.outputs(segments, ["0.json"]))["0.json"]
+    assert "words" not in out and len(out["segments"]) >= 2
+    assert " ".join(s["text"] for s in out["segments"]) == out["transcript"]
+    assert all(s["start"] < s["end"] for s in out["segments"])
+
+
+async def test_presigned_urls_have_the_azure_sas_shape(api: Api, emu: Emulator) -> None:
+    import base64
+    from datetime import datetime, timezone
+    from urllib.parse import parse_qs, urlsplit
+
+    job_id = await api.job({"a.wav": b"a"})
+    st = await api.status(job_id)
+    assert st["job_state"] == "Completed"
+    r = await api.call("POST", "/download-files", json={"job_id": job_id, "files": ["0.json"]})
+    urls = {
+        "input": (await api.upload_urls(await api.initiate(), ["a.wav"]))["a.wav"]["file_url"],
+        "output": r.json["download_urls"]["0.json"]["file_url"],
+    }
+    for area, url in urls.items():
+        parts = urlsplit(url)
+        assert parts.netloc == urlsplit(emu.url).netloc  # still served on loopback
+        raw = dict(pair.split("=", 1) for pair in parts.query.split("&"))
+        assert list(raw) == ["se", "sp", "sv", "sr", "sig"]
+        assert "%3A" in raw["se"] and ":" not in raw["se"]  # URL-escaped, as Azure sends
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        expiry = datetime.strptime(query["se"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        assert expiry > datetime.now(timezone.utc)
+        assert query["sp"] == ("wdl" if area == "input" else "rl")
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", query["sv"]) and query["sr"] == "b"
+        assert len(base64.b64decode(query["sig"], validate=True)) == 32
+        assert "+" not in raw["sig"] and "/" not in raw["sig"] and "=" not in raw["sig"]
+    got = await api.raw("GET", urls["output"])
+    assert got.status == 200 and got.json["transcript"]
+    forged = re.sub(r"sig=[^&]+", "sig=AAAA", urls["output"])
+    assert (await api.raw("GET", forged)).status == 403
+
+
 async def test_translate_full_flow(session: aiohttp.ClientSession, emu: Emulator) -> None:
     api = Api(session, emu, TRANSLATE)
     ptu = {"ptu_id": "7"}
@@ -417,8 +467,9 @@ async def test_job_id_is_unescaped(api: Api) -> None:
     ],
 )
 async def test_initiate_422(api: Api, data: bytes, headers: dict[str, str], needle: str) -> None:
+    # A body that fails the schema is ``invalid_request_error`` (the docs' error table).
     err = assert_envelope(
-        await api.call("POST", data=data, headers=headers), 422, "unprocessable_entity_error"
+        await api.call("POST", data=data, headers=headers), 422, "invalid_request_error"
     )
     assert needle in err["message"]
 
@@ -431,11 +482,10 @@ async def test_initiate_422(api: Api, data: bytes, headers: dict[str, str], need
         (STT, {"num_speakers": 0}, "num_speakers"),
         (STT, {"num_speakers": 21}, "num_speakers"),
         (STT, {"language_code": "xx-IN"}, "language_code"),
-        (STT, {"language_code": "as-IN", "model": "saarika:v2.5"}, "language_code"),
         (STT, {"model": "saaras:v4", "keyterms": ["k"] * 51}, "keyterms"),
         (STT, {"model": "saaras:v4", "keyterms": ["k" * 65]}, "keyterms"),
-        (STT, {"model": "saaras:v3", "keyterms": ["Sarvam"]}, "keyterms"),
         (STT, {"input_audio_codec": "wma9"}, "input_audio_codec"),
+        (STT, {"model": "saaras:v4", "timestamp_granularity": "char"}, "timestamp_granularity"),
         (TRANSLATE, {"model": "saaras:v3"}, "model"),
     ],
 )
@@ -444,6 +494,34 @@ async def test_initiate_400(
 ) -> None:
     r = await Api(session, emu, prefix).call("POST", json={"job_parameters": params})
     assert needle in assert_envelope(r, 400, "invalid_request_error")["message"]
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"language_code": "as-IN", "model": "saarika:v2.5"}, "language_code"),
+        ({"model": "saaras:v3", "keyterms": ["Sarvam"]}, "keyterms"),
+        ({"timestamp_granularity": "word"}, "saaras:v4"),  # the default model is saaras:v3
+        ({"model": "saaras:v4", "mode": "translate", "timestamp_granularity": "word"}, "mode"),
+        ({"model": "saarika:v2.5", "timestamp_granularity": "segment"}, "saaras:v3"),
+    ],
+)
+async def test_initiate_business_rules_are_unprocessable(
+    api: Api, params: dict[str, Any], needle: str
+) -> None:
+    # A valid schema breaking a rule that ties fields together: ``unprocessable_entity_error``.
+    r = await api.call("POST", json={"job_parameters": params})
+    assert needle in assert_envelope(r, 422, "unprocessable_entity_error")["message"]
+
+
+async def test_timestamp_granularities_are_accepted_where_documented(api: Api) -> None:
+    for params in (
+        {"model": "saaras:v4", "timestamp_granularity": "word"},
+        {"model": "saaras:v4", "mode": "codemix", "timestamp_granularity": "word"},
+        {"timestamp_granularity": "segment"},
+        {"model": "saaras:v4", "mode": "translate", "timestamp_granularity": "segment"},
+    ):
+        assert (await api.call("POST", json={"job_parameters": params})).status == 202, params
 
 
 async def test_initiate_accepts_sdk_shapes(session: aiohttp.ClientSession, emu: Emulator) -> None:
@@ -476,7 +554,7 @@ async def test_initiate_accepts_sdk_shapes(session: aiohttp.ClientSession, emu: 
     r = await tr.call("POST", json={"job_parameters": {"language_code": "hi-IN", "mode": "x"}})
     assert r.status == 202
     r = await tr.call("POST", json={"job_parameters": {}}, params={"ptu_id": "abc"})
-    assert "ptu_id" in assert_envelope(r, 422, "unprocessable_entity_error")["message"]
+    assert "ptu_id" in assert_envelope(r, 422, "invalid_request_error")["message"]
 
 
 async def test_upload_files_validation(session: aiohttp.ClientSession, api: Api) -> None:
@@ -496,7 +574,7 @@ async def test_upload_files_validation(session: aiohttp.ClientSession, api: Api)
     codes = {
         400: "invalid_request_error",
         404: "not_found_error",
-        422: "unprocessable_entity_error",
+        422: "invalid_request_error",
     }
     for body, status in cases:
         assert_envelope(await api.call("POST", "/upload-files", json=body), status, codes[status])
@@ -516,7 +594,9 @@ async def test_start_rules(api: Api, emu: Emulator) -> None:
     assert_envelope(await api.call("POST", f"/{job_id}/start"), 400, "invalid_request_error")
     await api.put(urls["b.wav"]["file_url"], b"b")
     await api.put(urls["a.wav"]["file_url"], b"a")
-    assert (await api.status(job_id))["total_files"] == 2
+    before = await api.status(job_id)  # the live API reports no counts before start
+    counts = ("total_files", "successful_files_count", "failed_files_count")
+    assert [before[k] for k in counts] == [None, None, None]
     r = await api.call("POST", f"/{job_id}/start", json={}, params={"ptu_id": "3"})
     assert r.status == 200 and r.json["total_files"] == 2
     assert emu.jobs[job_id].ptu_id == 3
@@ -528,7 +608,15 @@ async def test_start_rules(api: Api, emu: Emulator) -> None:
     other = await api.initiate()
     await api.upload_urls(other, ["a.wav"])
     r = await api.call("POST", f"/{other}/start", params={"ptu_id": "1.5"})
-    assert_envelope(r, 422, "unprocessable_entity_error")
+    assert_envelope(r, 422, "invalid_request_error")
+
+
+async def test_counts_before_start_can_be_zero(session: aiohttp.ClientSession) -> None:
+    async with Emulator(null_counts=False) as emu:
+        api = Api(session, emu)
+        st = await api.status(await api.job({"a.wav": b"a"}, start=False))
+        counts = (st["total_files"], st["successful_files_count"], st["failed_files_count"])
+        assert counts == (0, 0, 0)
 
 
 async def test_download_rules(session: aiohttp.ClientSession) -> None:
@@ -537,7 +625,8 @@ async def test_download_rules(session: aiohttp.ClientSession) -> None:
         api = Api(session, emu)
         job_id = await api.job({"a.wav": b"a"})
         r = await api.call("POST", "/download-files", json={"job_id": job_id, "files": ["0.json"]})
-        assert "Pending" in assert_envelope(r, 400, "invalid_request_error")["message"]
+        message = assert_envelope(r, 400, "invalid_request_error")["message"]
+        assert message == f"Job {job_id} is not in COMPLETED state. Current state: Pending"
         clock.advance(10)
         for files in ([], ["1.json"], ["a.wav"]):
             r = await api.call("POST", "/download-files", json={"job_id": job_id, "files": files})
@@ -545,8 +634,32 @@ async def test_download_rules(session: aiohttp.ClientSession) -> None:
         r = await api.call("POST", "/download-files", json={"job_id": "nope", "files": ["0.json"]})
         assert_envelope(r, 404, "not_found_error")
         r = await api.call("POST", "/download-files", json={"job_id": job_id})
-        assert_envelope(r, 422, "unprocessable_entity_error")
+        assert_envelope(r, 422, "invalid_request_error")
         assert (await api.outputs(job_id, ["0.json"]))["0.json"]["transcript"]
+        assert emu.stats.not_ready == 0  # refusing an unfinished job is not the lag
+
+
+async def test_download_lags_behind_status(session: aiohttp.ClientSession) -> None:
+    clock = ManualClock()
+    async with Emulator(job_duration=1, download_lag=3, clock=clock) as emu:
+        api = Api(session, emu)
+        job_id = await api.job({"a.wav": b"a"})
+        clock.advance(1)
+        assert (await api.status(job_id))["job_state"] == "Completed"
+        body = {"job_id": job_id, "files": ["0.json"]}
+        r = await api.call("POST", "/download-files", json=body)
+        message = assert_envelope(r, 400, "invalid_request_error")["message"]
+        assert message == f"Job {job_id} is not in COMPLETED state. Current state: Pending"
+        clock.advance(2.99)
+        assert (await api.call("POST", "/download-files", json=body)).status == 400
+        clock.advance(0.01)
+        assert (await api.call("POST", "/download-files", json=body)).status == 200
+        assert emu.stats.not_ready == 2
+        emu.download_lag = 0
+        other = await api.job({"b.wav": b"b"})
+        clock.advance(1)
+        body = {"job_id": other, "files": ["0.json"]}
+        assert (await api.call("POST", "/download-files", json=body)).status == 200
 
 
 # -- scripted and random faults ----------------------------------------------------------------
@@ -671,8 +784,8 @@ async def _statuses(
         out = []
         for _ in range(n):
             r = await api.call("GET", "/job/status")
-            out.append((r.status, r.headers.get("retry-after-ms")))
-            assert "Retry-After" not in r.headers
+            out.append((r.status, r.headers.get("Retry-After")))
+            assert "retry-after-ms" not in r.headers  # the live API never sends it
         return out
 
 
@@ -682,9 +795,17 @@ async def test_fault_rate_is_deterministic(session: aiohttp.ClientSession) -> No
     assert first != await _statuses(2, 40, session)
     statuses = {s for s, _ in first}
     assert statuses == {404, 429, 503}
-    for status, ms in first:
-        if status in (429, 503):
-            assert ms is not None and 10 <= int(ms) <= 100
+    for status, retry_after in first:
+        assert retry_after == ("1" if status in (429, 503) else None)
+
+
+async def test_random_faults_send_retry_after_ms_when_asked(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with Emulator(fault_rate=1.0, retry_after_ms=True) as emu:
+        r = await Api(session, emu).call("GET", "/job/status")
+        assert r.status in (429, 503) and r.headers["Retry-After"] == "1"
+        assert 10 <= int(r.headers["retry-after-ms"]) <= 100
 
 
 async def test_fault_rate_skips_storage_and_can_drop(session: aiohttp.ClientSession) -> None:
@@ -777,14 +898,10 @@ async def test_rate_limit(session: aiohttp.ClientSession) -> None:
         assert (await api.call("GET", "/j/status", key="k1")).status == 404
         r = await api.call("GET", "/j/status", key="k2")  # same account, bucket empty
         assert_envelope(r, 429, "rate_limit_exceeded_error")
-        assert (r.headers["Retry-After"], r.headers["retry-after-ms"]) == ("1", "1000")
+        assert r.headers["Retry-After"] == "1" and "retry-after-ms" not in r.headers
         clock.advance(0.25)
         r = await api.call("GET", "/j/status", key="k1")
-        assert (r.status, r.headers["Retry-After"], r.headers["retry-after-ms"]) == (
-            429,
-            "1",
-            "750",
-        )
+        assert (r.status, r.headers["Retry-After"]) == (429, "1")
         # Neither bad keys, unknown paths nor storage consume tokens.
         assert (await api.call("GET", "/j/status", key="bad")).status == 403
         assert (await api.call("GET", "/nope", key="k1")).status == 404
@@ -792,6 +909,22 @@ async def test_rate_limit(session: aiohttp.ClientSession) -> None:
         clock.advance(0.75)
         assert (await api.call("GET", "/j/status", key="k1")).status == 404
         assert emu.stats.rate_limited == 2
+
+
+async def test_rate_limit_sends_retry_after_ms_when_asked(
+    session: aiohttp.ClientSession,
+) -> None:
+    clock = ManualClock()
+    async with Emulator(rate_limit=60, retry_after_ms=True, clock=clock) as emu:
+        api = Api(session, emu)
+        assert (await api.call("GET", "/j/status")).status == 404
+        clock.advance(0.25)
+        r = await api.call("GET", "/j/status")
+        assert (r.status, r.headers["Retry-After"], r.headers["retry-after-ms"]) == (
+            429,
+            "1",
+            "750",
+        )
 
 
 async def test_rate_limit_burst_and_key_scope(session: aiohttp.ClientSession) -> None:
@@ -804,7 +937,7 @@ async def test_rate_limit_burst_and_key_scope(session: aiohttp.ClientSession) ->
         assert got == [404, 404, 404, 429]
         assert (await api.call("GET", "/j/status", key="k2")).status == 404
         r = await api.call("GET", "/j/status", key="k1")
-        assert (r.headers["Retry-After"], r.headers["retry-after-ms"]) == ("2", "2000")
+        assert r.headers["Retry-After"] == "2" and "retry-after-ms" not in r.headers
         clock.advance(2.0)
         assert (await api.call("GET", "/j/status", key="k1")).status == 404
         assert (await api.call("GET", "/j/status", key="k1")).status == 429
@@ -944,7 +1077,7 @@ async def test_recording(api: Api, emu: Emulator) -> None:
     assert init.headers["content-type"] == "application/json"
     put = emu.calls("storage-put")[0]
     assert (put.flow, put.body, put.body_size, put.key) == ("storage", b"", 5, None)
-    assert set(put.query) == {"se", "sig"}
+    assert set(put.query) == {"se", "sp", "sv", "sr", "sig"}
     assert "api-subscription-key" not in put.headers
     assert emu.calls(method="get") == emu.calls("status")
     stats = emu.stats
@@ -991,7 +1124,8 @@ async def test_callback_delivery(session: aiohttp.ClientSession) -> None:
             await asyncio.wait_for(got.wait(), 5)
             payload, token = received[0]
             assert token == "tok"
-            assert payload["job_id"] == job_id and payload["job_state"] == "Completed"
+            # The cookbook's payload spells the state in lower case; status says Completed.
+            assert payload["job_id"] == job_id and payload["job_state"] == "completed"
             assert payload["total_files"] == 1 and payload["failed_files"] == 0
             for _ in range(100):
                 if emu.jobs[job_id].callback_status is not None:

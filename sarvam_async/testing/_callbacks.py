@@ -2,7 +2,8 @@
 
 When a job initiated with ``callback: {url, auth_token?}`` becomes terminal, the emulator POSTs
 ``{job_id, job_state, created_at, completed_at, total_files, processed_files, failed_files}``
-(the payload the cookbook describes; ``job_state`` uses the status API's casing) with header
+(the payload the cookbook describes, ``job_state`` in lower case as in its example, although
+the status API says ``Completed``) with header
 ``X-SARVAM-JOB-CALLBACK-TOKEN`` when a token was given. One attempt, 30 s timeout; the outcome
 (HTTP status or ``"error: <Exception>"``) is kept in the job's ``callback_status``. URLs that
 are not on a loopback address are never contacted (``callback_status`` says ``skipped``).
@@ -70,7 +71,7 @@ class CallbackSender:
         failed = sum(1 for f in job.files if f.state != "Success")
         payload = {
             "job_id": job.job_id,
-            "job_state": job.terminal_state(),
+            "job_state": job.terminal_state().lower(),
             "created_at": self._wall.iso(job.created),
             "completed_at": self._wall.iso(job.ends_at()),
             "total_files": len(job.files),

@@ -41,8 +41,27 @@ class Emulator:
     reproducibly from ``seed``. ``clock`` drives timestamps, the job schedule, URL expiry and
     the rate limiter; inject a fake one to test time-dependent behaviour without sleeping.
     ``record_requests=False`` stops keeping ``requests`` (counters in ``stats`` still run),
-    for long benchmarks. ``latency``, ``job_duration`` and ``url_ttl`` may be changed at any
-    time; a job's duration is fixed when it starts.
+    for long benchmarks. ``latency``, ``job_duration``, ``url_ttl`` and ``download_lag`` may
+    be changed at any time; a job's duration is fixed when it starts.
+
+    Where the live API differs from its docs, the emulator does as the live API, and each
+    difference can be switched for tests:
+
+    * ``download_lag``: seconds after a job became terminal during which download-files
+      still answers 400 "not in COMPLETED state. Current state: Pending" (live: a few
+      seconds; default 0, off, so that tests on a fake clock need not wait it out).
+    * ``retry_after_ms=True`` adds the precise ``retry-after-ms`` header to the emulator's
+      own 429s and 503s (rate limit, random faults), which otherwise carry only
+      ``Retry-After`` in whole seconds, like the live API. Scripted faults (``fail_next``)
+      send exactly the headers asked for.
+    * ``null_counts=False`` reports 0 instead of ``null`` for the counts of a job's status
+      before it starts.
+
+    Schema failures answer 422 ``invalid_request_error``, broken business rules (a
+    parameter another one rules out) 422 ``unprocessable_entity_error``, bad values 400
+    ``invalid_request_error``. Presigned URLs have the Azure SAS shape (``se`` ISO-8601,
+    ``sp``, ``sv``, ``sr``, base64 ``sig``, all URL-escaped) on loopback. Webhooks spell the
+    state in lower case, as the cookbook shows.
     """
 
     def __init__(
@@ -65,20 +84,26 @@ class Emulator:
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
         record_requests: bool = True,
+        download_lag: float = 0.0,
+        retry_after_ms: bool = False,
+        null_counts: bool = True,
     ) -> None:
         keys = frozenset([api_key] if isinstance(api_key, str) else api_key)
         if not keys or not all(isinstance(k, str) and k for k in keys):
             raise ValueError("api_key must be a non-empty string or strings")
         if url_style not in ("object", "string"):
             raise ValueError("url_style must be 'object' or 'string'")
-        if latency < 0 or job_duration < 0 or url_ttl <= 0:
-            raise ValueError("latency and job_duration must be >= 0 and url_ttl > 0")
+        if latency < 0 or job_duration < 0 or url_ttl <= 0 or not download_lag >= 0:
+            raise ValueError("latency, job_duration and download_lag must be >= 0 and url_ttl > 0")
         self._host = host
         self._port = port
         self._wall = WallClock(clock)
         self._settings = Settings(
             keys, latency, job_duration, url_ttl, storage_container_type, url_style
         )
+        self._settings.download_lag = download_lag
+        self._settings.retry_after_ms = retry_after_ms
+        self._settings.null_counts = null_counts
         self._recorder = Recorder(record_requests)
         self._script = FaultScript()
         self._jobs: dict[str, Job] = {}
@@ -89,7 +114,9 @@ class Emulator:
             settings=self._settings,
             recorder=self._recorder,
             script=self._script,
-            random_faults=RandomFaults(fault_rate, fault_statuses, fault_drop, seed),
+            random_faults=RandomFaults(
+                fault_rate, fault_statuses, fault_drop, seed, with_ms=retry_after_ms
+            ),
             limiter=RateLimiter(rate_limit, scope=rate_limit_scope, burst=burst, clock=clock),
             clock=self._wall.clock,
             endpoints=Endpoints(
@@ -99,6 +126,7 @@ class Emulator:
                 self._jobs,
                 self._file_faults,
                 self._callbacks,
+                self._recorder,
             ),
             blobs=BlobStore(self._script, self._recorder, self._signer, self._wall, self._jobs),
         )
@@ -200,6 +228,15 @@ class Emulator:
     @url_ttl.setter
     def url_ttl(self, value: float) -> None:
         self._settings.url_ttl = value
+
+    @property
+    def download_lag(self) -> float:
+        """Seconds after a job ends during which download-files still says ``Pending``."""
+        return self._settings.download_lag
+
+    @download_lag.setter
+    def download_lag(self, value: float) -> None:
+        self._settings.download_lag = max(0.0, value)
 
     # -- inspection ----------------------------------------------------------------------------
 

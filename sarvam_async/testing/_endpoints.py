@@ -26,6 +26,7 @@ from ._params import (
     parse_initiate,
     parse_ptu_id,
 )
+from ._recording import Recorder
 from ._routing import Match
 from ._settings import Settings
 from ._signing import READ, WRITE, UrlSigner
@@ -50,6 +51,7 @@ class Endpoints:
         jobs: dict[str, Job],
         file_faults: dict[str, tuple[str, str]],
         callbacks: CallbackSender,
+        recorder: Recorder,
     ) -> None:
         self._settings = settings
         self._signer = signer
@@ -58,6 +60,7 @@ class Endpoints:
         self._jobs = jobs
         self._file_faults = file_faults
         self._callbacks = callbacks
+        self._recorder = recorder
         self.handlers: dict[str, Handler] = {
             "initiate": self.initiate,
             "upload-files": self.upload_files,
@@ -158,7 +161,8 @@ class Endpoints:
 
     def status(self, request: web.BaseRequest, m: Match, body: bytes, rid: str) -> web.Response:
         job = self._job(m.flow, m.job_id)
-        return json_response(200, job.status_body(self._clock(), self._wall), rid)
+        body = job.status_body(self._clock(), self._wall, null_counts=self._settings.null_counts)
+        return json_response(200, body, rid)
 
     def download_files(
         self, request: web.BaseRequest, m: Match, body: bytes, rid: str
@@ -169,13 +173,15 @@ class Endpoints:
         job = self._job(m.flow, req.job_id)
         if ptu is not None:
             job.ptu_id = ptu
-        state = job.state_at(self._clock())
-        if state not in TERMINAL:
+        now = self._clock()
+        refused = job.download_refusal(now, self._settings.download_lag)
+        if refused is not None:
+            if refused == "Pending" and job.state_at(now) in TERMINAL:
+                self._recorder.not_ready += 1
             raise ApiError(
-                400,
-                f"Job {job.job_id} is not complete (state: {state}); outputs can be "
-                "downloaded once it is Completed or PartiallyCompleted",
+                400, f"Job {job.job_id} is not in COMPLETED state. Current state: {refused}"
             )
+        state = job.state_at(now)
         if not req.files:
             raise ApiError(400, "files must contain at least one output file name")
         urls: dict[str, Any] = {}

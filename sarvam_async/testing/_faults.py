@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ._ratelimit import retry_headers
 from ._recording import ROUTES
 
 
@@ -99,14 +100,16 @@ class FaultScript:
 class RandomFaults:
     """Faults with probability ``rate`` per API call, reproducible from ``seed``.
 
-    429 and 503 faults carry only a small ``retry-after-ms`` (10-100 ms, no ``Retry-After``)
-    so clients that honour it stay fast. With ``drop``, half of the faults drop the connection
-    instead of answering.
+    429 and 503 faults ask for a wait of 10-100 ms: as ``Retry-After: 1`` (whole seconds, as
+    the live API sends), plus the precise ``retry-after-ms`` with ``with_ms``. With ``drop``,
+    half of the faults drop the connection instead of answering.
     """
 
-    __slots__ = ("_drop", "_rate", "_rng", "_statuses")
+    __slots__ = ("_drop", "_rate", "_rng", "_statuses", "with_ms")
 
-    def __init__(self, rate: float, statuses: Sequence[int], drop: bool, seed: int) -> None:
+    def __init__(
+        self, rate: float, statuses: Sequence[int], drop: bool, seed: int, *, with_ms: bool = False
+    ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
         if rate > 0 and not statuses and not drop:
@@ -115,6 +118,7 @@ class RandomFaults:
         self._statuses = tuple(statuses) or (503,)
         self._drop = drop
         self._rng = random.Random(seed)
+        self.with_ms = with_ms
 
     def draw(self) -> Fault | None:
         """Decide whether the current request fails, and how."""
@@ -129,5 +133,12 @@ class RandomFaults:
         wait_ms = 10 + int(rng.random() * 91)
         if self._drop and drop_roll < 0.5:
             return Fault(status=None, drop=True)
-        retry_ms = wait_ms if status in (429, 503) else None
-        return Fault(status=status, retry_after_ms=retry_ms)
+        if status not in (429, 503):
+            return Fault(status=status)
+        headers = retry_headers(wait_ms / 1000.0, with_ms=self.with_ms)
+        ms = headers.get("retry-after-ms")
+        return Fault(
+            status=status,
+            retry_after=headers["Retry-After"],
+            retry_after_ms=int(ms) if ms is not None else None,
+        )

@@ -1,8 +1,12 @@
-"""Request-body validation for the batch API: 422 for shape and type errors, 400 for values.
+"""Request-body validation for the batch API, with the error codes of the docs' table.
 
-Shape problems (body not JSON, not an object, a missing required field, a wrong type) answer
-422 ``unprocessable_entity_error`` naming the field. Semantic problems answer 400
-``invalid_request_error``. Where the docs are silent the emulator chooses:
+Schema failures (body not JSON, not an object, a missing required field, a wrong type, a
+content type other than JSON, a ``ptu_id`` that is not an integer) answer 422
+``invalid_request_error`` naming the field. A value outside what a field allows answers 400
+``invalid_request_error``. A valid schema that breaks a business rule (one parameter ruling
+out another: ``keyterms`` or word timestamps without ``saaras:v4``, a "saaras:v3 only"
+language with a legacy model) answers 422 ``unprocessable_entity_error``. Where
+the docs are silent the emulator chooses:
 
 * ``null`` is accepted for every optional field (the official SDK sends explicit nulls).
 * Unknown keys in ``job_parameters`` are accepted and ignored (the published models allow
@@ -11,6 +15,9 @@ Shape problems (body not JSON, not an object, a missing required field, a wrong 
 * ``model`` absent means the documented default (``saaras:v3`` for STT, ``saaras:v2.5`` for
   translate). ``keyterms`` (non-empty) requires ``saaras:v4``; languages listed as "saaras:v3
   only" are rejected for the legacy ``saarika:v2.5``/``saaras:v2.5`` models.
+* ``timestamp_granularity``: ``word`` needs ``saaras:v4`` and mode ``transcribe``,
+  ``codemix``, ``verbatim`` or ``translit`` (unset: ``transcribe``); ``segment`` needs
+  ``saaras:v3`` or ``saaras:v4``.
 * ``num_speakers`` must be 1-20 (the widest documented range).
 * A JSON body with a content type other than JSON is 422; a missing content type is accepted.
 """
@@ -35,6 +42,8 @@ STT_MODELS: Final = ("saaras:v3", "saaras:v4", "saarika:v2.5", "saaras:v2.5")
 LEGACY_MODELS: Final = frozenset({"saarika:v2.5", "saaras:v2.5"})
 TRANSLATE_MODELS: Final = ("saaras:v2.5",)
 MODES: Final = ("transcribe", "translate", "verbatim", "translit", "codemix")
+GRANULARITIES: Final = ("word", "segment")
+WORD_MODES: Final = frozenset({"transcribe", "codemix", "verbatim", "translit"})
 BASE_LANGUAGES: Final = (
     "unknown",
     "hi-IN",
@@ -119,6 +128,7 @@ class _SttParams(msgspec.Struct):
     num_speakers: int | None = None
     input_audio_codec: str | None = None
     keyterms: list[str] | None = None
+    timestamp_granularity: str | None = None
 
 
 class _TranslateParams(msgspec.Struct):
@@ -136,14 +146,24 @@ _files_decoder = msgspec.json.Decoder(FilesBody)
 def _unprocessable(exc: msgspec.DecodeError, prefix: str = "$") -> ApiError:
     if isinstance(exc, msgspec.ValidationError):
         text = str(exc).replace("`$", f"`{prefix}")
-        return ApiError(422, f"Invalid request body: {text}")
-    return ApiError(422, f"Request body is not valid JSON: {exc}")
+        return _schema(f"Invalid request body: {text}")
+    return _schema(f"Request body is not valid JSON: {exc}")
+
+
+def _schema(message: str) -> ApiError:
+    """A schema failure: 422 ``invalid_request_error`` (the docs' table)."""
+    return ApiError(422, message, "invalid_request_error")
+
+
+def _rule(message: str) -> ApiError:
+    """A valid schema breaking a business rule: 422 ``unprocessable_entity_error``."""
+    return ApiError(422, message, "unprocessable_entity_error")
 
 
 def check_content_type(content_type: str) -> None:
     """Reject a body declared as something other than JSON (422)."""
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        raise ApiError(422, f"Content-Type must be application/json, got {content_type!r}")
+        raise _schema(f"Content-Type must be application/json, got {content_type!r}")
 
 
 def _bad(field: str, value: object, allowed: tuple[str, ...]) -> ApiError:
@@ -173,10 +193,9 @@ def _check_stt(params: dict[str, Any]) -> None:
     if p.language_code is not None:
         if p.language_code in V3_LANGUAGES:
             if model in LEGACY_MODELS:
-                raise ApiError(
-                    400,
+                raise _rule(
                     f"job_parameters.language_code {p.language_code!r} requires "
-                    "model saaras:v3 or saaras:v4",
+                    "model saaras:v3 or saaras:v4"
                 )
         elif p.language_code not in BASE_LANGUAGES:
             raise _bad("language_code", p.language_code, BASE_LANGUAGES + V3_LANGUAGES)
@@ -191,7 +210,25 @@ def _check_stt(params: dict[str, Any]) -> None:
                     f"{MAX_KEYTERM_CHARS} characters",
                 )
         if model != "saaras:v4":
-            raise ApiError(400, "job_parameters.keyterms is only supported by model saaras:v4")
+            raise _rule("job_parameters.keyterms is only supported by model saaras:v4")
+    _check_granularity(p.timestamp_granularity, model, p.mode or "transcribe")
+
+
+def _check_granularity(granularity: str | None, model: str, mode: str) -> None:
+    if granularity is None:
+        return
+    if granularity not in GRANULARITIES:
+        raise _bad("timestamp_granularity", granularity, GRANULARITIES)
+    if granularity == "word":
+        if model != "saaras:v4":
+            raise _rule("timestamp_granularity 'word' is only supported by model saaras:v4")
+        if mode not in WORD_MODES:
+            raise _rule(
+                f"timestamp_granularity 'word' is not supported in mode {mode!r}; use "
+                f"{', '.join(sorted(WORD_MODES))}"
+            )
+    elif model not in ("saaras:v3", "saaras:v4"):
+        raise _rule("timestamp_granularity 'segment' requires model saaras:v3 or saaras:v4")
 
 
 def _check_translate(params: dict[str, Any]) -> None:
@@ -258,5 +295,5 @@ def parse_ptu_id(value: str | None) -> int | None:
     if value is None:
         return None
     if not _INTEGER.fullmatch(value.strip()):
-        raise ApiError(422, f"Invalid query parameter ptu_id: {value!r} is not a valid integer")
+        raise _schema(f"Invalid query parameter ptu_id: {value!r} is not a valid integer")
     return int(value)

@@ -81,9 +81,13 @@ class RateLimiter:
         return bucket.take(now)
 
 
-def retry_headers(wait: float) -> dict[str, str]:
-    """``Retry-After`` (whole seconds, rounded up, at least 1) and precise ``retry-after-ms``."""
-    return {
-        "Retry-After": str(max(1, math.ceil(wait - _EPSILON))),
-        "retry-after-ms": str(max(1, math.ceil(wait * 1000.0 - _EPSILON))),
-    }
+def retry_headers(wait: float, *, with_ms: bool = False) -> dict[str, str]:
+    """``Retry-After`` in whole seconds (rounded up, at least 1), as the live API sends it.
+
+    ``with_ms`` adds the precise ``retry-after-ms``, which no Sarvam document mentions (only
+    the generated SDK reads it); clients that honour it wait milliseconds, not seconds.
+    """
+    headers = {"Retry-After": str(max(1, math.ceil(wait - _EPSILON)))}
+    if with_ms:
+        headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000.0 - _EPSILON)))
+    return headers

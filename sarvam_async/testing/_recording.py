@@ -60,13 +60,16 @@ class Stats(msgspec.Struct, frozen=True):
     ``api_requests`` counts every non-storage request (including unknown paths);
     ``by_status`` counts their answers by status (0 = dropped). ``rate_limited`` counts API
     answers with status 429, whatever produced them. ``faults`` counts scripted and random
-    faults applied. Storage counters cover the presigned PUT/GET traffic.
+    faults applied. ``not_ready`` counts download-files calls refused by the emulated lag
+    behind the status endpoint (``download_lag``). Storage counters cover the presigned
+    PUT/GET traffic.
     """
 
     api_requests: int
     by_status: dict[int, int]
     rate_limited: int
     faults: int
+    not_ready: int
     storage_requests: int
     storage_by_status: dict[int, int]
     storage_bytes_received: int
@@ -82,6 +85,7 @@ class Recorder:
         "api_requests",
         "enabled",
         "faults",
+        "not_ready",
         "rate_limited",
         "requests",
         "storage_by_status",
@@ -98,6 +102,7 @@ class Recorder:
         self.api_by_status: dict[int, int] = {}
         self.rate_limited = 0
         self.faults = 0
+        self.not_ready = 0
         self.storage_requests = 0
         self.storage_by_status: dict[int, int] = {}
         self.storage_received = 0
@@ -138,6 +143,7 @@ class Recorder:
             by_status=dict(self.api_by_status),
             rate_limited=self.rate_limited,
             faults=self.faults,
+            not_ready=self.not_ready,
             storage_requests=self.storage_requests,
             storage_by_status=dict(self.storage_by_status),
             storage_bytes_received=self.storage_received,

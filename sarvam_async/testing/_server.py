@@ -164,7 +164,7 @@ class Server:
                 default_message(429),
                 "rate_limit_exceeded_error",
                 rid,
-                retry_headers(wait),
+                retry_headers(wait, with_ms=settings.retry_after_ms),
             )
         try:
             return self._endpoints.handlers[m.route](request, m, body, rid)

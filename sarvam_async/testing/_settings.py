@@ -8,9 +8,12 @@ class Settings:
 
     __slots__ = (
         "base_url",
+        "download_lag",
         "job_duration",
         "keys",
         "latency",
+        "null_counts",
+        "retry_after_ms",
         "storage_container_type",
         "url_style",
         "url_ttl",
@@ -32,3 +35,6 @@ class Settings:
         self.storage_container_type = storage_container_type
         self.url_style = url_style
         self.base_url = ""
+        self.download_lag = 0.0  # seconds download-files lags behind a terminal status
+        self.retry_after_ms = False  # also send retry-after-ms on the emulator's own 429/503
+        self.null_counts = True  # null counts before start, as the live API

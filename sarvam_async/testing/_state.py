@@ -11,6 +11,10 @@ The job's files are fixed at start: the names given upload URLs (in the order th
 requested) that have been PUT at least once. Names never PUT are not part of the job. File ids
 are ``"0"``, ``"1"``, ... in that order and outputs are named ``<file_id>.json``. Zero-byte
 inputs fail with ``API Error``.
+
+Before start the status carries ``null`` counts (the docs allow it; the live API sends it).
+Download-files refuses a job that is not terminal, and for ``download_lag`` seconds after it
+became terminal still reports it ``Pending`` (the live endpoint lags behind status).
 """
 
 from __future__ import annotations
@@ -158,6 +162,13 @@ class Job:
             return self.terminal_state()
         return "Running" if elapsed >= PENDING_FRACTION * self.duration else "Pending"
 
+    def download_refusal(self, now: float, lag: float) -> str | None:
+        """The state download-files reports when refusing at ``now``; None once it serves."""
+        state = self.state_at(now)
+        if state not in TERMINAL:
+            return state
+        return "Pending" if now < self.ends_at() + lag else None
+
     def processed_at(self, now: float) -> int:
         """How many files are processed at ``now`` (grows linearly while ``Running``)."""
         if self.started is None:
@@ -208,8 +219,13 @@ class Job:
             return started + PENDING_FRACTION * self.duration
         return started + self.duration
 
-    def status_body(self, now: float, wall: WallClock, state: str | None = None) -> bytes:
-        """Encoded ``JobStatusResponse`` at ``now`` (``state`` overrides the computed state)."""
+    def status_body(
+        self, now: float, wall: WallClock, state: str | None = None, *, null_counts: bool = True
+    ) -> bytes:
+        """Encoded ``JobStatusResponse`` at ``now`` (``state`` overrides the computed state).
+
+        ``null_counts``: before start the three counts are ``null`` (else 0).
+        """
         state = state or self.state_at(now)
         processed = self.processed_at(now) if state != "Pending" else 0
         key = (state, processed)
@@ -219,6 +235,7 @@ class Job:
         terminal = state in TERMINAL
         done = self.files[:processed]
         failed = sum(1 for f in done if f.state != "Success")
+        unset = None if null_counts and self.started is None else 0
         body = msgspec.json.encode(
             {
                 "job_state": state,
@@ -226,14 +243,14 @@ class Job:
                 "updated_at": wall.iso(self._updated(state)),
                 "job_id": self.job_id,
                 "storage_container_type": self.storage_container_type,
-                "total_files": len(self.files) if self.started is not None else len(self.inputs),
-                "successful_files_count": len(done) - failed,
-                "failed_files_count": failed,
+                "total_files": len(self.files) if self.started is not None else unset,
+                "successful_files_count": len(done) - failed if self.started is not None else unset,
+                "failed_files_count": failed if self.started is not None else unset,
                 "error_message": self.error_message if state == "Failed" else "",
                 "job_details": [_detail(f) for f in self.files] if terminal else [],
             }
         )
-        if self.started is not None:  # before start, uploads change the document
+        if self.started is not None:  # before start, uploads change ``updated_at``
             self._status_cache[key] = body
         return body
 

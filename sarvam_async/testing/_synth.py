@@ -5,7 +5,9 @@ the date prefix of ``request_id`` (the job's creation date). Transcripts are sho
 picked from fixed lists: English for ``en-IN``, for ``mode="translate"`` and for the translate
 flow; romanised, code-mixed or verbatim Hindi for those modes; Hindi otherwise. When the job's
 ``language_code`` is absent or ``unknown`` the "detected" language is ``hi-IN`` with a
-``language_probability``; otherwise the code is echoed and the probability is null.
+``language_probability``; otherwise the code is echoed and the probability is null. With
+``timestamp_granularity`` the output gains ``words`` (each chunk's time shared among its words
+by length) or ``segments`` (one per chunk), as ``{text, start, end}`` in seconds.
 """
 
 from __future__ import annotations
@@ -114,6 +116,28 @@ def _sentences(flow: str, params: Mapping[str, Any], language: str) -> tuple[str
     return _HINDI
 
 
+def _timed(
+    chunks: list[str], starts: list[float], ends: list[float], granularity: object
+) -> tuple[str, list[dict[str, Any]]] | None:
+    """The ``words`` or ``segments`` key and its list, for the requested granularity."""
+    if granularity == "segment":
+        return "segments", [
+            {"text": c, "start": s, "end": e} for c, s, e in zip(chunks, starts, ends, strict=True)
+        ]
+    if granularity != "word":
+        return None
+    words: list[dict[str, Any]] = []
+    for chunk, start, end in zip(chunks, starts, ends, strict=True):
+        parts = chunk.split()
+        weights = [len(p) + 1 for p in parts]
+        per = (end - start) / sum(weights)
+        t = start
+        for part, weight in zip(parts, weights, strict=True):
+            words.append({"text": part, "start": round(t, 2), "end": round(t + weight * per, 2)})
+            t += weight * per
+    return "words", words
+
+
 def render_output(digest: str, flow: str, params: Mapping[str, Any], date: str) -> bytes:
     """The output JSON (encoded) for one input file with sha256 ``digest``.
 
@@ -161,6 +185,9 @@ def render_output(digest: str, flow: str, params: Mapping[str, Any], date: str) 
             if params.get("with_timestamps") is True
             else None
         )
+        timed = _timed(chunks, starts, ends, params.get("timestamp_granularity"))
+        if timed is not None:
+            out[timed[0]] = timed[1]
     out["diarized_transcript"] = (
         {
             "entries": [
