@@ -41,6 +41,8 @@ from .models import (
     TaskDetail,
     TaskFileDetails,
     TaskState,
+    TimedText,
+    TimestampGranularity,
     Timestamps,
     TranscriptionResult,
 )
@@ -78,6 +80,8 @@ __all__ = [
     "TaskDetail",
     "TaskFileDetails",
     "TaskState",
+    "TimedText",
+    "TimestampGranularity",
     "Timestamps",
     "TranscriptionResult",
     "__version__",

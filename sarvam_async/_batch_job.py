@@ -31,6 +31,7 @@ from .errors import (
     JobError,
     JobTimeoutError,
     NotFoundError,
+    OutputsNotReadyError,
     SarvamError,
     StorageError,
     TooManyRequestsError,
@@ -54,7 +55,8 @@ Settled = Callable[[FileOutcome], Awaitable[None]]
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TooManyRequestsError):
         return not exc.quota_exhausted
-    return isinstance(exc, APIConnectionError | InternalServerError)
+    # OutputsNotReadyError: download-files lagged past its bound; the outputs are not lost.
+    return isinstance(exc, APIConnectionError | InternalServerError | OutputsNotReadyError)
 
 
 class BatchJob:

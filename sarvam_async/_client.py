@@ -50,6 +50,8 @@ class AsyncSarvam:
     ``max_connections`` the pool size and the bound on API calls in flight; ``rate_limit``
     (requests per minute) starts the adaptive limiter at your plan's rate;
     ``adaptive_rate=False`` turns pacing off and keeps only the bound on calls in flight.
+    ``download_lag_timeout`` is how long download-files' "not in COMPLETED state" right
+    after a job finished is waited out (0: not at all).
 
     Bounds on what a server can cost you: ``max_response_bytes`` caps an API answer and
     ``max_transcript_bytes`` a downloaded transcript (both counted after decompression);
@@ -82,6 +84,7 @@ class AsyncSarvam:
         max_transfers: int = C.STORAGE_CONCURRENCY * 2,
         rate_limit: float | None = None,
         adaptive_rate: bool = True,
+        download_lag_timeout: float = C.DOWNLOAD_LAG_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
         max_response_bytes: int = C.MAX_RESPONSE_BYTES,
@@ -120,6 +123,9 @@ class AsyncSarvam:
             raise ConfigurationError("rate_limit is requests per minute and must be positive")
         if timeout is not None and timeout <= 0:
             raise ConfigurationError("timeout must be positive seconds, or None for no limit")
+        if not download_lag_timeout >= 0:  # also rejects NaN
+            raise ConfigurationError("download_lag_timeout must be seconds, 0 or more")
+        self._download_lag_timeout = float(download_lag_timeout)
         self.base_url = base.rstrip("/")
         self._state = _State.UNOPENED
         self._session = session
@@ -169,6 +175,11 @@ class AsyncSarvam:
     def retry(self) -> RetryPolicy:
         """The default retry policy of every call."""
         return self._transport.retry
+
+    @property
+    def download_lag_timeout(self) -> float:
+        """Seconds download-files' lag behind a terminal status is waited out."""
+        return self._download_lag_timeout
 
     @property
     def stats(self) -> ClientStats:

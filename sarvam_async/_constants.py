@@ -99,6 +99,18 @@ JOB_RETRY_PAUSE = 5.0
 of goes (5, 10, 15 s): long enough for a 429 storm or a restart to pass. A call made once
 (never re-sent, such as a dropped start) waits the retry policy's backoff instead."""
 
+DOWNLOAD_LAG_TIMEOUT = 10.0
+"""Seconds download-files' "not in COMPLETED state" is waited out after a terminal status.
+
+The live lag between the status and download-files endpoints lasts a few seconds; Sarvam's
+own MCP server waits it out for 9 s (3 s, then 6 s). Ten seconds covers that with room, and
+stays short enough that a job that really is not ready surfaces its error promptly.
+"""
+DOWNLOAD_LAG_FIRST_DELAY = 0.5
+"""First pause before asking download-files again; most lags are over within a second or two."""
+DOWNLOAD_LAG_MAX_DELAY = 4.0
+"""Longest pause between asks: five or six asks fit in the default window, not one per second."""
+
 VERSION = "0.1.0"
 """The package version: ``__version__``, the user agent and the built distribution read it."""
 USER_AGENT = f"sarvam-async/{VERSION}"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
+from ._download_lag import wait_out_lag
 from ._filenames import check_file_names
 from ._retry import RetryPolicy
 from ._transport import Endpoint, Transport
@@ -204,13 +205,20 @@ class _JobResource(Generic[P]):
         timeout: Timeout,
         retry: RetryPolicy | None,
     ) -> FilesDownloadResponse:
+        """Download links; the one place download-files' lag behind status is waited out."""
         body = _files(job_id, files, upload=False)
-        return await self._transport.request(
-            self._ep.download,
-            query=self._q("download", ptu_id),
-            body=body,
-            timeout=timeout,
-            retry=retry,
+        return await wait_out_lag(
+            lambda: self._transport.request(
+                self._ep.download,
+                query=self._q("download", ptu_id),
+                body=body,
+                timeout=timeout,
+                retry=retry,
+            ),
+            job_id=body.job_id,
+            status=lambda: self.get_status(body.job_id, timeout=timeout, retry=retry),
+            timeout=self.client.download_lag_timeout,
+            policy=retry or self._transport.retry,
         )
 
     async def get_job(self, job_id: str) -> BatchJob:
@@ -284,6 +292,10 @@ class SpeechToTextJobResource(_JobResource[SpeechToTextJobParameters]):
         """Presigned GET URLs for output names (``"0.json"``) of a finished job.
 
         Output names come from ``job_details[].outputs[].file_name`` of the job's status.
+        Right after a job finishes, download-files can still answer "not in COMPLETED
+        state" for a few seconds: that answer is asked again for up to the client's
+        ``download_lag_timeout``. Raises OutputsNotReadyError if the job has not finished
+        or the outputs stay refused.
         """
         return await self._get_download_links(job_id, files, None, timeout, retry)
 
@@ -332,7 +344,10 @@ class SpeechToTextTranslateJobResource(_JobResource[SpeechToTextTranslateJobPara
         timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> FilesDownloadResponse:
-        """Presigned GET URLs for output names (``"0.json"``) of a finished job."""
+        """Presigned GET URLs for output names (``"0.json"``) of a finished job.
+
+        Waits out download-files' lag behind status as the STT ``get_download_links`` does.
+        """
         return await self._get_download_links(job_id, files, ptu_id, timeout, retry)
 
 

@@ -67,6 +67,7 @@ _error_decoder = decoder_for(ErrorMessage)
 _BODY_KEEP = 2048  # characters of an error body kept on the exception
 _READ_CHUNK = 64 * 1024  # bytes per read of an API answer
 _PATH_RE = re.compile(r"at `(\$[^`]*)`")
+_NO_BODY_HEADERS = ("Content-Type",)  # aiohttp would add one to a POST without a body
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
 _RATE_CODE = "rate_limit_exceeded_error"
@@ -313,6 +314,7 @@ class Transport:
                 params=query,
                 data=data,
                 headers=headers,
+                skip_auto_headers=_NO_BODY_HEADERS if data is None else None,
                 timeout=aiohttp.ClientTimeout(total=left) if left < math.inf else _NO_TIMEOUT,
                 allow_redirects=False,  # a redirect must not carry the key to another origin
             ) as resp:

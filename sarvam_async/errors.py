@@ -31,6 +31,7 @@
     ├── UnsafeFileNameError          the server named an output outside the output folder
     └── JobError                     a batch job could not be driven to its end
         ├── JobTimeoutError          waiting ran past its deadline (``last_status``)
+        ├── OutputsNotReadyError     download-files still says "not yet" (``state``, ``waited``)
         └── ManifestError            a resume manifest is unreadable or belongs to other inputs
 
 Every message says what to do next. None contains the API key or a presigned URL's query
@@ -68,6 +69,7 @@ __all__ = [
     "ManifestError",
     "MethodNotAllowedError",
     "NotFoundError",
+    "OutputsNotReadyError",
     "ResponseTooLargeError",
     "ResponseValidationError",
     "SarvamError",
@@ -364,6 +366,21 @@ class JobTimeoutError(JobError, TimeoutError):
     ) -> None:
         super().__init__(message, job_id=job_id)
         self.last_status = last_status
+
+
+class OutputsNotReadyError(JobError):
+    """Download-files refused a job's outputs as not ready ("not in COMPLETED state").
+
+    Raised at once when the job's status is not terminal, and after ``waited`` seconds of
+    retries when it is (the live API's download-files lags behind its status for a few
+    seconds). ``state`` is the job's state as the API last reported it. Nothing was lost:
+    wait, then download again.
+    """
+
+    def __init__(self, message: str, *, job_id: str, state: str, waited: float = 0.0) -> None:
+        super().__init__(message, job_id=job_id)
+        self.state = state
+        self.waited = waited
 
 
 class ManifestError(JobError):

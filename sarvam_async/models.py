@@ -5,8 +5,10 @@ documents before anything is sent, raising :class:`~sarvam_async.errors.InvalidP
 
 Responses are frozen, ignore unknown fields, and decode unknown enum values instead of
 failing: ``JobState("Archived")`` is a pseudo-member that keeps its raw string and compares
-equal to it. The live API already returns ``PartiallyCompleted``, which the published enum
-lacks; it is a member here.
+equal to it. Enum values are matched in any letter case (``JobState("completed") is
+JobState.COMPLETED``: the webhook spells states in lower case). The live API already returns
+``PartiallyCompleted``, which the published enum lacks; it is a member here. Counts and lists
+that the docs or the official SDK allow to be ``null`` decode as their default (0, ``[]``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ __all__ = [
     "TaskDetail",
     "TaskFileDetails",
     "TaskState",
+    "TimedText",
+    "TimestampGranularity",
     "Timestamps",
     "TranscriptionResult",
 ]
@@ -60,8 +64,9 @@ _PSEUDO_MEMBER_CACHE = 256  # bound on remembered unknown values per enum (hosti
 
 
 class _TolerantEnum(str, enum.Enum):
-    """A string enum that accepts values it does not know.
+    """A string enum that accepts values it does not know, in any letter case.
 
+    A known value in another letter case is its member (``"completed"`` is ``COMPLETED``).
     An unknown value becomes a pseudo-member whose ``value`` is the raw string, so decoding
     never fails on a state the API adds later, and ``member == "raw"`` still holds.
     """
@@ -70,9 +75,12 @@ class _TolerantEnum(str, enum.Enum):
     def _missing_(cls, value: object) -> Any:
         if not isinstance(value, str):
             return None
-        member = str.__new__(cls, value)
-        member._name_ = value
-        member._value_ = value
+        folded = value.casefold()
+        member = next((m for m in cls.__members__.values() if m.value.casefold() == folded), None)
+        if member is None:
+            member = str.__new__(cls, value)
+            member._name_ = value
+            member._value_ = value
         if len(cls._value2member_map_) < len(cls.__members__) + _PSEUDO_MEMBER_CACHE:
             cls._value2member_map_[value] = member
         return member
@@ -83,7 +91,7 @@ class _TolerantEnum(str, enum.Enum):
     @property
     def is_known(self) -> bool:
         """False for a value the published enum does not list."""
-        return self._name_ in type(self).__members__
+        return type(self).__members__.get(self._name_) is self
 
 
 class JobState(_TolerantEnum):
@@ -176,6 +184,21 @@ class Mode(_TolerantEnum):
     VERBATIM = "verbatim"
     TRANSLIT = "translit"
     CODEMIX = "codemix"
+
+
+class TimestampGranularity(_TolerantEnum):
+    """``timestamp_granularity`` of a job: ``words`` or ``segments`` in every output.
+
+    ``word`` needs ``saaras:v4`` in ``transcribe``, ``codemix``, ``verbatim`` or ``translit``
+    mode; ``segment`` needs ``saaras:v3`` or ``saaras:v4``, any mode.
+    """
+
+    WORD = "word"
+    SEGMENT = "segment"
+
+
+_WORD_MODES = frozenset({"transcribe", "codemix", "verbatim", "translit"})
+_SEGMENT_MODELS = frozenset({"saaras:v3", "saaras:v4"})
 
 
 class SpeechToTextLanguage(_TolerantEnum):
@@ -280,9 +303,14 @@ def _check_speakers(num_speakers: int | None) -> None:
 class SpeechToTextJobParameters(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     """``job_parameters`` of a speech-to-text job; every field is optional.
 
+    ``timestamp_granularity="word"`` or ``"segment"`` adds ``words`` or ``segments`` to every
+    output; ``with_timestamps=True`` still gives the older chunk-level ``timestamps``.
+
     Raises InvalidParameterError for: ``num_speakers < 1``; more than 50 ``keyterms`` or one
     longer than 64 characters; ``keyterms`` without ``model="saaras:v4"``; ``mode`` with a
-    legacy model.
+    legacy model; ``timestamp_granularity="word"`` without ``model="saaras:v4"`` or with
+    ``mode="translate"``; ``"segment"`` without ``saaras:v3`` or ``saaras:v4`` (an unset
+    model is the API's default, ``saaras:v3``).
     """
 
     language_code: str | None = None
@@ -293,9 +321,11 @@ class SpeechToTextJobParameters(msgspec.Struct, omit_defaults=True, forbid_unkno
     num_speakers: int | None = None
     input_audio_codec: str | None = None
     keyterms: list[str] | None = None
+    timestamp_granularity: str | None = None
 
     def __post_init__(self) -> None:
         _check_speakers(self.num_speakers)
+        self._check_granularity()
         if self.keyterms is not None:
             field = "job_parameters.keyterms"
             if not isinstance(self.keyterms, list) or not all(
@@ -317,6 +347,34 @@ class SpeechToTextJobParameters(msgspec.Struct, omit_defaults=True, forbid_unkno
             SpeechToTextModel.SAARAS_V4,
         ):
             raise InvalidParameterError("job_parameters.mode", "mode needs saaras:v3 or saaras:v4")
+
+    def _check_granularity(self) -> None:
+        """The documented rules of ``timestamp_granularity``; unknown values pass through."""
+        value = self.timestamp_granularity
+        if value is None:
+            return
+        field = "job_parameters.timestamp_granularity"
+        if not isinstance(value, str):
+            raise InvalidParameterError(field, "must be 'word' or 'segment'")
+        granularity = TimestampGranularity(value)
+        model = _canonical(SpeechToTextModel, self.model, SpeechToTextModel.SAARAS_V3)
+        if granularity is TimestampGranularity.WORD:
+            if model != SpeechToTextModel.SAARAS_V4:
+                raise InvalidParameterError(field, "'word' needs model='saaras:v4'")
+            mode = _canonical(Mode, self.mode, Mode.TRANSCRIBE)
+            if mode not in _WORD_MODES:
+                raise InvalidParameterError(
+                    field,
+                    f"'word' works in modes {', '.join(sorted(_WORD_MODES))}, not {mode!r}",
+                )
+        elif granularity is TimestampGranularity.SEGMENT and model not in _SEGMENT_MODELS:
+            raise InvalidParameterError(field, "'segment' needs saaras:v3 or saaras:v4")
+
+
+def _canonical(enum: type[_TolerantEnum], value: object, default: _TolerantEnum) -> str:
+    """``value`` spelled as the API documents it (any letter case accepted), or ``default``."""
+    member = enum(value) if isinstance(value, str) and value else default
+    return str(member.value)
 
 
 class SpeechToTextTranslateJobParameters(
@@ -446,29 +504,83 @@ class TaskFileDetails(msgspec.Struct, frozen=True):
     file_id: str
 
 
-class TaskDetail(msgspec.Struct, frozen=True):
-    """What happened to one input file; ``outputs`` names its result file (``0.json``)."""
+def _nulls_to_defaults(obj: msgspec.Struct, fields: tuple[str, ...]) -> None:
+    """Replace a ``null`` the wire sent for any of ``fields`` with the field's default."""
+    for name in fields:
+        if getattr(obj, name) is None:
+            force_setattr(obj, name, _NULL_DEFAULTS[name]())
 
-    inputs: list[TaskFileDetails] = []
-    outputs: list[TaskFileDetails] = []
+
+_NULL_DEFAULTS: dict[str, Any] = {
+    "inputs": list,
+    "outputs": list,
+    "job_details": list,
+    "total_files": int,
+    "successful_files_count": int,
+    "failed_files_count": int,
+    "words": list,
+    "segments": list,
+}
+
+
+class TaskDetail(msgspec.Struct, frozen=True):
+    """What happened to one input file; ``outputs`` names its result file (``0.json``).
+
+    ``inputs`` and ``outputs`` sent as ``null`` (the official SDK allows it) decode as ``[]``.
+    """
+
+    if TYPE_CHECKING:
+        inputs: list[TaskFileDetails] = []
+        outputs: list[TaskFileDetails] = []
+    else:  # the wire may carry null; normalised after decoding
+        inputs: list[TaskFileDetails] | None = []
+        outputs: list[TaskFileDetails] | None = []
     state: TaskState | None = None
     error_message: str | None = None
     exception_name: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.inputs is None or self.outputs is None:
+            _nulls_to_defaults(self, ("inputs", "outputs"))
+
+
+_STATUS_NULLABLE = ("total_files", "successful_files_count", "failed_files_count", "job_details")
+
 
 class JobStatusResponse(msgspec.Struct, frozen=True):
-    """Status of a job (answer of start and status). It never contains transcripts."""
+    """Status of a job (answer of start and status). It never contains transcripts.
+
+    The three counts and ``job_details`` sent as ``null`` (the docs allow it, and the live
+    API does so before a job starts) decode as 0 and ``[]``.
+    """
 
     job_id: str
     job_state: JobState
     storage_container_type: StorageContainerType
     created_at: str | None = None
     updated_at: str | None = None
-    total_files: int = 0
-    successful_files_count: int = 0
-    failed_files_count: int = 0
+    if TYPE_CHECKING:
+        total_files: int = 0
+        successful_files_count: int = 0
+        failed_files_count: int = 0
+    else:  # the wire may carry null; normalised after decoding
+        total_files: int | None = 0
+        successful_files_count: int | None = 0
+        failed_files_count: int | None = 0
     error_message: str | None = None
-    job_details: list[TaskDetail] = []
+    if TYPE_CHECKING:
+        job_details: list[TaskDetail] = []
+    else:
+        job_details: list[TaskDetail] | None = []
+
+    def __post_init__(self) -> None:
+        if (
+            self.total_files is None
+            or self.successful_files_count is None
+            or self.failed_files_count is None
+            or self.job_details is None
+        ):
+            _nulls_to_defaults(self, _STATUS_NULLABLE)
 
 
 class ErrorDetails(msgspec.Struct, frozen=True):
@@ -511,8 +623,22 @@ class DiarizedTranscript(msgspec.Struct, frozen=True):
     entries: list[DiarizedEntry] = []
 
 
+class TimedText(msgspec.Struct, frozen=True):
+    """One word or segment of a transcript, timed in seconds from the start of the audio."""
+
+    text: str
+    start: float
+    end: float
+
+
 class TranscriptionResult(msgspec.Struct, frozen=True):
-    """The content of one output file (``0.json``) of a job."""
+    """The content of one output file (``0.json``) of a job.
+
+    ``words`` (one per word) and ``segments`` (one per chunk of audio) are filled when the
+    job asked for ``timestamp_granularity="word"`` or ``"segment"``; otherwise, or when the
+    output has ``null``, they are ``[]``. ``timestamps`` is the older chunk-level form of
+    ``with_timestamps=True``.
+    """
 
     transcript: str
     request_id: str | None = None
@@ -520,3 +646,13 @@ class TranscriptionResult(msgspec.Struct, frozen=True):
     language_probability: float | None = None
     timestamps: Timestamps | None = None
     diarized_transcript: DiarizedTranscript | None = None
+    if TYPE_CHECKING:
+        words: list[TimedText] = []
+        segments: list[TimedText] = []
+    else:  # the wire may carry null; normalised after decoding
+        words: list[TimedText] | None = []
+        segments: list[TimedText] | None = []
+
+    def __post_init__(self) -> None:
+        if self.words is None or self.segments is None:
+            _nulls_to_defaults(self, ("words", "segments"))
