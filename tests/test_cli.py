@@ -380,3 +380,100 @@ async def test_emulator_command_serves_until_ctrl_c() -> None:
     assert run.code == 130
     assert "emulator stopped: 2 API requests (200: 1, 202: 1)" in run.err
     assert "Traceback" not in run.err
+
+
+# ----------------------------------------------------------------------------- live fidelity
+
+
+async def test_download_waits_out_the_lag_behind_status(emulator: Emulator, tmp_path: Path) -> None:
+    emulator.download_lag = 2.5  # long enough to outlast the command's start-up
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as client:
+        job = await client.speech_to_text_job.create_job()
+        await job.upload_files(_wavs(tmp_path / "in", "x.wav"))
+        await job.start()
+    out = tmp_path / "out"
+    run = await cli("download", job.job_id, "--out", str(out), "--json", env=_api_env(emulator))
+    assert run.code == 0, run.err
+    [entry] = json.loads(run.out)
+    assert entry["ok"] and Path(entry["output_path"]).is_file()
+    assert emulator.stats.not_ready >= 1  # the command did meet the lag
+
+
+async def test_transcribe_timestamps_word_segment_and_chunk(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    (wav,) = _wavs(tmp_path / "in", "a.wav")
+    env = _api_env(emulator)
+    base = ["transcribe", str(wav), "--language", "en-IN", "--poll-interval", "0.05"]
+    word, segment, chunk, refused = await asyncio.gather(
+        cli(
+            *base,
+            "--out",
+            str(tmp_path / "w"),
+            "--model",
+            "saaras:v4",
+            "--timestamps",
+            "word",
+            env=env,
+        ),
+        cli(*base, "--out", str(tmp_path / "s"), "--timestamps=segment", env=env),
+        cli(*base, "--out", str(tmp_path / "c"), "--timestamps", env=env),
+        cli(*base, "--out", str(tmp_path / "r"), "--timestamps", "word", env=env),
+    )
+    assert word.code == segment.code == chunk.code == 0, word.err + segment.err + chunk.err
+    assert re.search(r"Timestamps\s+[1-9][\d,]* timed words in 1 transcripts", word.out)
+    assert re.search(r"Timestamps\s+[1-9][\d,]* timed segments in 1 transcripts", segment.out)
+    assert "Timestamps" not in chunk.out
+    sent = [r.json()["job_parameters"] for r in emulator.calls("initiate")]
+    assert {"model": "saaras:v4", "language_code": "en-IN", "timestamp_granularity": "word"} in sent
+    assert {"language_code": "en-IN", "timestamp_granularity": "segment"} in sent
+    assert {"language_code": "en-IN", "with_timestamps": True} in sent
+    assert len(sent) == 3  # the fourth was refused before anything was sent
+    assert refused.code == 2 and "saaras:v4" in _one_clear_line(refused.err)
+    words = json.loads((tmp_path / "w" / "a.wav.json").read_text("utf-8"))["words"]
+    assert words and set(words[0]) == {"text", "start", "end"}
+
+
+async def test_demo_summary_shows_the_download_lag_absorbed(tmp_path: Path) -> None:
+    run = await cli(
+        "demo",
+        "--files",
+        "5",
+        "--job-duration",
+        "0.1",
+        "--download-lag",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert run.code == 0, run.err
+    match = re.search(r"Download lag absorbed\s+(\d+) 'not yet' answers", run.out)
+    assert match is not None and int(match.group(1)) >= 1, run.out
+
+
+async def test_emulator_command_sends_retry_after_ms_only_when_asked() -> None:
+    import aiohttp
+
+    async def headers_of(*flags: str) -> dict[str, str]:
+        proc = await _start("emulator", "--fault-429", "1", *flags)
+        assert proc.stdout is not None
+        url = None
+        while url is None:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+            assert line, "the emulator exited early"
+            if "SARVAM_BASE_URL=" in line:
+                url = line.split("=", 1)[1].strip()
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{url}/speech-to-text/job/v1/j/status") as resp,
+            ):
+                assert resp.status == 429
+                return {k.lower(): v for k, v in resp.headers.items()}
+        finally:
+            proc.send_signal(signal.SIGINT)
+            await _finish(proc)
+
+    plain, precise = await asyncio.gather(headers_of(), headers_of("--retry-after-ms"))
+    assert plain["retry-after"] == "1" and "retry-after-ms" not in plain
+    assert precise["retry-after"] == "1" and 10 <= int(precise["retry-after-ms"]) <= 100

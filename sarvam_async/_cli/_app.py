@@ -21,6 +21,7 @@ from ..jobs import BatchJob
 from ._display import (
     UI,
     FanOutProgress,
+    TimedCount,
     failures_table,
     human_bytes,
     outcome_dict,
@@ -85,7 +86,8 @@ def job_parameters(
         language_code=args.language,
         model=args.model,
         mode=args.mode,
-        with_timestamps=True if args.timestamps else None,
+        with_timestamps=True if args.timestamps == "chunk" else None,
+        timestamp_granularity=args.timestamps if args.timestamps in ("word", "segment") else None,
         with_diarization=diarize,
         num_speakers=args.speakers,
         input_audio_codec=args.codec,
@@ -97,6 +99,7 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
     params = job_parameters(args)
     paths = [Path(f) for f in args.files]
     out = Path(args.out)
+    timed = TimedCount(args.timestamps)
     async with make_client(args, rate_limit=args.rate_limit) as client:
         display = FanOutProgress(ui.err, lambda: client.stats, len(paths))
         started = time.monotonic()
@@ -116,6 +119,7 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
                 async with contextlib.aclosing(stream) as outcomes:  # Ctrl-C cancels jobs
                     async for outcome in outcomes:
                         display.outcome(outcome)
+                        timed.add(outcome)
         except asyncio.CancelledError:
             done = len(display.transcribed)
             hint = (
@@ -141,6 +145,8 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
         ("Wall time", f"{elapsed:.1f} s"),
         ("Transcripts", str(out)),
     ]
+    if timed.kind is not None:
+        rows.append(("Timestamps", timed.describe()))
     if args.manifest:
         rows.append(("Manifest", str(args.manifest)))
     ui.out.print(summary_table("Summary", rows))
@@ -272,6 +278,8 @@ async def emulator(args: argparse.Namespace, ui: UI) -> int:
         fault_statuses=statuses,
         seed=args.seed,
         record_requests=False,  # a long-running server must not grow without bound
+        retry_after_ms=args.retry_after_ms,
+        download_lag=args.download_lag,
     )
     await emu.start()
     try:
@@ -285,9 +293,11 @@ async def emulator(args: argparse.Namespace, ui: UI) -> int:
         ui.line(f"Sarvam API emulator listening on {emu.url} (Ctrl-C to stop)")
         ui.line(f"  export SARVAM_BASE_URL={emu.url}")
         ui.line(f"  export SARVAM_API_KEY={key}")
+        retry_after = "Retry-After and retry-after-ms" if args.retry_after_ms else "Retry-After"
         ui.line(
             f"  rate limit: {limit}; faults: {faults}; latency: {args.latency:g} ms; "
-            f"job duration: {args.job_duration:g} s"
+            f"job duration: {args.job_duration:g} s; download lag: {args.download_lag:g} s; "
+            f"429/503 carry {retry_after}"
         )
         await asyncio.Event().wait()  # until Ctrl-C cancels us
     finally:

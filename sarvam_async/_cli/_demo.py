@@ -5,6 +5,9 @@ is removed afterwards); the transcripts are the emulator's synthetic sentences, 
 ``--out`` says. With faults on, a job can be lost outright (a dropped connection on the call
 that creates it is not retried: it may have created a job). Such files are sent again in a
 further pass over the same manifest, which is what a user would do with ``transcribe``.
+Like the live API, the emulator's download-files lags behind its status for
+``--download-lag`` seconds after each job ends; the summary counts the "not yet" answers
+the client waited out.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ async def _run(
         fault_drop=args.fault_rate > 0,
         seed=args.seed if args.seed is not None else random.randrange(2**32),
         record_requests=False,
+        download_lag=args.download_lag,
     )
     async with emulator as emu, AsyncSarvam(api_key=DEMO_KEY, base_url=emu.url) as client:
         faults = (
@@ -144,6 +148,7 @@ async def _run(
         ("429s absorbed", str(by_status.get(429, 0))),
         ("503s absorbed", str(by_status.get(503, 0))),
         ("Dropped connections", str(by_status.get(0, 0))),
+        ("Download lag absorbed", f"{estats.not_ready} 'not yet' answers from download-files"),
         ("Uploaded", human_bytes(max(display.bytes_sent, 0))),
         ("Wall time", f"{elapsed:.2f} s"),
         ("Throughput", f"{ok / elapsed:.1f} files/s" if elapsed > 0 else "-"),

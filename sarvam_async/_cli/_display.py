@@ -214,6 +214,27 @@ class FanOutProgress(Progress):
         yield stats_text(self._stats())
 
 
+class TimedCount:
+    """Words or segments counted over a run's transcripts, for ``--timestamps``."""
+
+    def __init__(self, requested: str | None) -> None:
+        self.kind = requested if requested in ("word", "segment") else None
+        self.items = 0
+        self.transcripts = 0
+
+    def add(self, outcome: FileOutcome) -> None:
+        """Count the timed words or segments of one transcript."""
+        if self.kind is None or outcome.result is None:
+            return
+        result = outcome.result
+        self.items += len(result.words if self.kind == "word" else result.segments)
+        self.transcripts += 1
+
+    def describe(self) -> str:
+        """``1,234 timed words in 10 transcripts``."""
+        return f"{self.items:,} timed {self.kind}s in {self.transcripts} transcripts"
+
+
 # ----------------------------------------------------------------------------- tables
 
 

@@ -178,6 +178,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="the emulator's account rate limit in requests per minute (default: none)",
     )
     p.add_argument(
+        "--download-lag",
+        type=_non_negative,
+        default=0.5,
+        metavar="S",
+        help=(
+            "seconds after a job ends during which the emulator's download-files still "
+            "says 'not in COMPLETED state', as the live API does (default 0.5)"
+        ),
+    )
+    p.add_argument(
         "--seed", type=int, default=None, help="seed of the random faults (default: random)"
     )
     _globals(p, top=False)
@@ -202,7 +212,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     params.add_argument(
         "--language", metavar="CODE", help="e.g. hi-IN, ta-IN, en-IN; 'unknown' to detect"
     )
-    params.add_argument("--model", metavar="MODEL", help="e.g. saaras:v3 (the API's default)")
+    params.add_argument(
+        "--model", metavar="MODEL", help="saaras:v3 (the API's default) or saaras:v4 (the latest)"
+    )
     params.add_argument(
         "--mode",
         metavar="MODE",
@@ -212,7 +224,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     params.add_argument(
         "--speakers", type=_positive_int, metavar="N", help="number of speakers (with --diarize)"
     )
-    params.add_argument("--timestamps", action="store_true", help="word timestamps")
+    params.add_argument(
+        "--timestamps",
+        nargs="?",
+        const="chunk",
+        choices=("chunk", "word", "segment"),
+        metavar="word|segment",
+        help=(
+            "'word': one timestamp per word (saaras:v4); 'segment': one per chunk of audio "
+            "(saaras:v3/v4); alone: the older chunk-level timestamps"
+        ),
+    )
     params.add_argument(
         "--translate",
         action="store_true",
@@ -300,8 +322,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             "Faults: --fault-429 X and --fault-503 Y are probabilities per API call. The\n"
             "emulator draws one fault with probability X+Y (at most 1), and picks its status\n"
             "from a list weighted X:Y (the ratio rounded to a fraction of denominator at\n"
-            "most 20: 0.1 and 0.05 give 429, 429, 503). Faulted answers carry a 10-100 ms\n"
-            "retry-after-ms header. Storage (presigned URL) traffic is never faulted."
+            "most 20: 0.1 and 0.05 give 429, 429, 503). Faulted and rate-limited answers\n"
+            "carry Retry-After in whole seconds, as the live API sends; --retry-after-ms adds\n"
+            "the precise retry-after-ms header too. Storage (presigned URL) traffic is never\n"
+            "faulted."
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -347,6 +371,18 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=0.0,
         metavar="S",
         help="seconds from a job's start to its end (default 0)",
+    )
+    p.add_argument(
+        "--retry-after-ms",
+        action="store_true",
+        help="also send retry-after-ms (milliseconds) on 429/503, which the live API does not",
+    )
+    p.add_argument(
+        "--download-lag",
+        type=_non_negative,
+        default=0.0,
+        metavar="S",
+        help="seconds after a job ends that download-files still says 'not yet' (default 0)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random faults")
     _globals(p, top=False, client=False)
