@@ -269,9 +269,7 @@ class _Server:
         wait = self._bucket.take(self._loop.now)
         if wait == 0.0:
             return OK, None
-        headers = {k.lower(): v for k, v in retry_headers(wait).items()}
-        if not self._precise:
-            del headers["retry-after-ms"]
+        headers = {k.lower(): v for k, v in retry_headers(wait, with_ms=self._precise).items()}
         return PACE_429, parse_retry_after(headers)
 
 

@@ -56,6 +56,16 @@ RATE_MIN_REFUSALS = 3
 """Fewest rate refusals in a round that count as evidence of a limit; one or two may be luck."""
 RATE_EXCESS_SIGMAS = 3.0
 """Refusals above the background by this many standard deviations are a limit, not luck."""
+RATE_TRIAL_AFTER_CUTS = 3
+"""Cuts in a row, refusals going on, before the client tests whether its pace is the cause."""
+RATE_TEST_FACTOR = 0.5
+"""A test paces at half what the account accepts: under a limit it caused, no refusal comes."""
+RATE_TEST_SECONDS = 10.0
+"""A test lasts this long at the least: long enough for neighbours on the account to back off."""
+RATE_TEST_ANSWERS = 30
+"""A test waits for this many answers: 30 show a 13 % background share in 9 tests of 10."""
+RATE_CALM_ROUNDS = 3
+"""Rounds in a row without a refusal that end a run of cuts: one may be luck."""
 RATE_MAX_BACKGROUND = 0.25
 """A higher share of refusals is never taken for background: that is a limit or an outage."""
 RATE_BACKGROUND_DECAY = 0.2

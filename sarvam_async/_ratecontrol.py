@@ -3,44 +3,47 @@
 The account's limit is unknown and shared; the controller learns what it accepts from what
 it accepted, and costs nothing while nothing is refused::
 
-             rate refusals above the background share
-    START ───────────────────────────────────────────────▶ PACED
-    no pace; a window of calls in flight,                  pace = the rate the account
-    doubling per round trip of accepted answers            accepted, x (1 + probe) each
-      ▲                                                    busy round without excess
-      │   the cut did not lower the refusal share:         refusals, back to that rate
-      └──────── the refusals are background noise ◀─────── when there are
-                (undo the cut, remember their share)
+     START ── refusals beyond chance, with a full window (or over a quarter of calls) ──▶ PACED
+     unpaced; at most `window` calls in flight,        pace = the rate the account accepted;
+     doubling per round trip of accepted answers       grows back to it fast, then probes past
+                                                       it slowly; each refusal cuts it again
+                                                               │ cuts go on, refusals stay
+                                                               ▼ under a quarter
+                                                       TEST: half the accepted rate for 10 s;
+                                                       refusals still coming are background:
+                                                       restore the pace, discount their share
 
 * **START**: calls go unpaced, at most ``window`` in flight. The window starts at
   ``RATE_START_WINDOW`` and grows by one per accepted answer while calls find it full, so
-  it doubles every round trip while demand presses on it, and stops growing when demand
-  uses less than half of it (the way TCP's slow start grows its congestion window).
-* **Rounds**: the controller judges the account once per round (at least
-  ``RATE_ROUND_SECONDS`` and ``RATE_ROUND_ANSWERS`` answers): of the answers to calls sent in
-  the round, which share was refused for the rate? A share no higher than the background
-  share of refusals (those that come whatever the pace), give or take its statistical
-  noise, is no evidence of a limit.
-* **Leaving START**: a round with excess refusals (at least ``RATE_MIN_REFUSALS``, and
-  more than the background explains) switches to pacing at the rate the account accepted
-  over the last ``RATE_MEASURE_ROUNDS`` rounds, halved once as TCP halves after slow start
-  (the burst that met the limit also drained the account's bucket).
-* **PACED**: a round with excess refusals sets the pace to the accepted rate (scaled up for
-  the background share) times ``RATE_CUT_HEADROOM``, and never below ``RATE_MAX_CUT`` of
-  what was sent. A busy round (calls queued for the pace) without excess refusals grows
-  it: by ``RATE_CATCH_UP_GAIN`` back to the accepted rate, then by ``RATE_PROBE_GAIN`` past
-  it. A known plan (``rate_limit=``) starts here and is never probed past.
-* **A cut is an experiment**: after it, a limit at the old accepted rate predicts
-  ``1 - accepted / sent`` refused; background refusals predict the same share as before.
-  If the second prediction is the closer one (and the share is at most
-  ``RATE_MAX_BACKGROUND``), the cut is undone and that share becomes the background, which
-  then decays by ``RATE_BACKGROUND_DECAY`` as rounds show less of it.
-* **Hold**: once pacing (a limit is in evidence, no background known), a ``Retry-After``
-  on a rate refusal holds every call until it has passed. Before that, only the refused
-  call waits for it (the retry policy's business): one refusal proves no limit.
+  it doubles every round trip while demand presses on it (TCP's slow start).
+* **Rounds**: a round is at least ``RATE_ROUND_SECONDS`` and ``RATE_ROUND_ANSWERS`` answers
+  (or ``RATE_ROUND_MAX_SECONDS``). Only answers to calls sent in the current round count.
+* **Leaving START**: a round with ``RATE_MIN_REFUSALS`` rate refusals, more than chance and
+  the background explain, while demand fills the window; a client whose demand is modest
+  leaves only if clearly more than ``RATE_MAX_BACKGROUND`` of its calls are refused (below
+  that, its retries cost less than pacing would). The pace starts at half the accepted rate
+  (the burst that met the limit also drained the account's bucket), or half what was sent.
+* **PACED**: once pacing with no background known, one refusal of a call sent since the
+  last cut cuts at once: to ``RATE_CUT_HEADROOM`` of the rate accepted over the last
+  ``RATE_MEASURE_ROUNDS`` rounds, never below ``RATE_MAX_CUT`` of what was sent. A busy round
+  (calls queued for the pace) without excess refusals grows the pace by
+  ``RATE_CATCH_UP_GAIN`` back to the accepted rate, then by ``RATE_PROBE_GAIN`` past it. A
+  known plan (``rate_limit=``) starts here and is never probed past.
+* **TEST**: after ``RATE_TRIAL_AFTER_CUTS`` cuts with refusals going on, at no more than
+  ``RATE_MAX_BACKGROUND`` of answers, the client paces at ``RATE_TEST_FACTOR`` of the accepted
+  rate for ``RATE_TEST_SECONDS`` and ``RATE_TEST_ANSWERS`` answers. A limit this client caused
+  refuses nothing there, and neighbours sharing the account have time to back off; refusals
+  still coming in the second half come whatever the pace. Then the pace from before the cuts
+  is restored and that share becomes ``background``: refusals up to it (give or take
+  ``RATE_EXCESS_SIGMAS`` standard deviations) no longer cut, and it fades
+  (``RATE_BACKGROUND_DECAY``) as rounds show fewer.
+* **Hold**: once pacing with no background known, a ``Retry-After`` on a rate refusal holds
+  every call until it has passed. Before that, only the refused call waits for it (the retry
+  policy's business): one refusal proves no limit.
 
 Refusals that say nothing about the pace never move it: a 429 for exhausted credits, a 503
-or a dropped connection (``Signal.NO_SIGNAL`` and ``Signal.UNAVAILABLE``).
+without the rate-limit code, or a dropped connection (``Signal.NO_SIGNAL``,
+``Signal.UNAVAILABLE``).
 """
 
 from __future__ import annotations
@@ -86,13 +89,14 @@ class Ticket:
 
 
 @dataclass(slots=True)
-class _Cut:
-    """A cut on trial: the state to restore if the refusals turn out pace-independent."""
+class _Trial:
+    """A test of whether refusals depend on the pace: the pace to restore if they do not."""
 
-    share: float
-    phase: Phase
     rate: float
-    accepted: float
+    started: float
+    first_half: int = 0  # refusals among the first RATE_TEST_ANSWERS // 2 answers
+    answers: int = 0
+    refused: int = 0
 
 
 class RateController:
@@ -115,6 +119,7 @@ class RateController:
         self.rate = self._ceiling  # requests per second; meaningful when PACED
         self.window = C.RATE_START_WINDOW
         self.background = 0.0  # share of refusals that come whatever the pace
+        self._measured = 0.0  # the background share the last test measured: a ceiling
         self._pressed = False  # calls found the window full: it binds, so it may grow
         self._hold_until = -math.inf
         self._next_at = now  # when the pace lets the next call go
@@ -122,7 +127,11 @@ class RateController:
         self._round_start = now
         self._sent = self._answers = self._refused = self._accepted_in = 0
         self._waited = False  # a call of this round had to wait for the pace
-        self._trial: _Cut | None = None
+        self._trial: _Trial | None = None
+        # a run of cuts: how many, over how many answers, from what pace
+        self._run_cuts = self._run_answers = self._run_refused = 0
+        self._run_from = math.inf
+        self._calm = 0  # rounds in a row without a refusal
         self._history: collections.deque[tuple[float, int]] = collections.deque(
             maxlen=C.RATE_MEASURE_ROUNDS - 1
         )
@@ -168,19 +177,32 @@ class RateController:
             if self.phase is Phase.START and self._pressed:
                 self.window += 1
         elif signal is not Signal.RATE_LIMITED:
-            return
+            return  # an outage, or exhausted credits: nothing about the pace
         now = self._clock()
-        if ticket.round == self._round:
-            self._answers += 1
-            if signal is Signal.RATE_LIMITED:
-                self._refused += 1
-        if signal is Signal.RATE_LIMITED:
-            # the hint holds every call once a limit is in evidence; before, only the
+        refused = signal is Signal.RATE_LIMITED
+        current = ticket.round == self._round  # sent since the last decision
+        if refused and self.phase is Phase.PACED and self.background == 0.0:
+            # once a limit is in evidence the hint holds every call; before, only the
             # refused call waits for it (the retry policy's business)
-            limited = self.phase is Phase.PACED and self.background == 0.0
-            hint = retry_after if limited else None
-            if hint is not None and 0.0 < hint <= C.RETRY_MAX_RETRY_AFTER:
+            hint = retry_after or 0.0
+            if 0.0 < hint <= C.RETRY_MAX_RETRY_AFTER:
                 self._hold_until = max(self._hold_until, now + hint)
+        if not current:
+            return
+        self._answers += 1
+        self._refused += refused
+        trial = self._trial
+        if trial is not None:
+            if self._answers <= C.RATE_TEST_ANSWERS // 2:
+                trial.first_half += refused
+            if now - trial.started >= C.RATE_TEST_SECONDS and (
+                self._answers >= C.RATE_TEST_ANSWERS
+            ):
+                self._judge(trial, now)
+            return
+        if refused and self.phase is Phase.PACED and self._excess():
+            self._cut(now)  # at once: every call sent meanwhile would be refused too
+            return
         elapsed = now - self._round_start
         if elapsed >= C.RATE_ROUND_SECONDS and (
             self._answers >= C.RATE_ROUND_ANSWERS or elapsed >= C.RATE_ROUND_MAX_SECONDS
@@ -200,18 +222,10 @@ class RateController:
             accepted += count
         return accepted / max(seconds, C.RATE_ROUND_SECONDS)
 
-    def _leave_start(self, now: float) -> None:
-        share = self._refused / max(self._answers, 1)
-        trial = _Cut(share, Phase.START, self.rate, self._delivered(now))
-        self._target = min(self._ceiling, self._delivered(now))
-        self._pace(self._target * C.RATE_EXIT_FACTOR, now)
-        self._new_round(now)
-        self._trial = trial
-
     def _pace(self, rate: float, now: float) -> None:
         self.phase = Phase.PACED
-        self.rate = max(C.RATE_MIN, rate)
-        self._next_at = max(self._next_at, now) if self.rate < math.inf else now
+        self.rate = max(C.RATE_MIN, min(self._ceiling, rate))
+        self._next_at = max(self._next_at, now)
 
     def _new_round(self, now: float) -> None:
         self._history.append((now - self._round_start, self._accepted_in))
@@ -220,52 +234,99 @@ class RateController:
         self._sent = self._answers = self._refused = self._accepted_in = 0
         self._waited = False
 
-    def _pace_independent(self, trial: _Cut, share: float, now: float) -> bool:
-        """Whether the round after a cut looks like background refusals rather than a limit.
-
-        A limit at the rate accepted before the cut predicts ``1 - accepted / sent`` refused
-        now (none, if the cut went under it); refusals that come whatever the pace predict
-        the same share as before. The closer prediction wins; a share above
-        ``RATE_MAX_BACKGROUND`` is always a limit.
-        """
-        if not self._refused or share > C.RATE_MAX_BACKGROUND:
-            return False
-        sending = self._sent / max(now - self._round_start, 1e-9)
-        limit = max(0.0, 1.0 - trial.accepted / sending) if sending > 0 else 0.0
-        return abs(share - trial.share) < abs(share - limit)
-
     def _excess(self) -> bool:
-        """More rate refusals this round than the background share explains."""
+        """More rate refusals this round than the background share explains.
+
+        Before any limit is in evidence it takes ``RATE_MIN_REFUSALS``: one or two may be
+        luck. Once pacing with no background known, one refusal is enough.
+        """
+        least = 1 if self.phase is Phase.PACED and self.background == 0.0 else C.RATE_MIN_REFUSALS
+        if self._refused < least:
+            return False
         expected = self.background * self._answers
         noise = C.RATE_EXCESS_SIGMAS * math.sqrt(expected * (1.0 - self.background))
-        return self._refused >= C.RATE_MIN_REFUSALS and self._refused > expected + noise
+        return self._refused > expected + noise
+
+    def _cut(self, now: float) -> None:
+        """Pace at what the account accepted; if refusals go on regardless, test them."""
+        elapsed = max(now - self._round_start, 1e-9)
+        delivered = self._delivered(now)
+        sending = min(self.rate, self._sent / elapsed) if self._sent else self.rate
+        if self._run_answers == 0:
+            self._run_from = self.rate  # the pace this run of refusals began at
+        self._run_cuts += 1
+        self._run_answers += self._answers
+        self._run_refused += self._refused
+        self._target = min(self._ceiling, delivered / (1.0 - self.background))
+        factor = C.RATE_EXIT_FACTOR if self.phase is Phase.START else C.RATE_CUT_HEADROOM
+        # never below what was sent, halved: a process that lost one round (the first
+        # burst went to its neighbours) keeps a share to learn from
+        rate = max(self._target * factor, sending * C.RATE_MAX_CUT)
+        share = self._run_refused / max(self._run_answers, 1)
+        persisting = self._run_cuts >= C.RATE_TRIAL_AFTER_CUTS
+        leaving_start = self.phase is Phase.START
+        self._pace(min(self.rate, rate), now)
+        self._new_round(now)
+        if leaving_start:  # the start's overshoot says nothing about what comes after
+            self._end_run()
+        elif persisting and share <= C.RATE_MAX_BACKGROUND and self._run_from < math.inf:
+            # Refusals went on through cuts, and not so often that only a limit explains
+            # them: pace at half what the account accepts, for long enough that neighbours
+            # sharing the account back off too. Refusals still coming all along do not
+            # depend on this client's pace.
+            self._pace(min(self.rate, self._target * C.RATE_TEST_FACTOR), now)
+            self._trial = _Trial(self._run_from, now)
+
+    def _judge(self, trial: _Trial, now: float) -> None:
+        self._trial = None
+        share = self._refused / max(self._answers, 1)
+        later = self._refused - trial.first_half  # still refused once neighbours reacted
+        if later and self._refused >= 2 and share <= C.RATE_MAX_BACKGROUND:
+            self.background = self._measured = max(self.background, share)
+            self.rate = min(self._ceiling, trial.rate)
+            self._hold_until = -math.inf
+        self._end_run()
+        self._new_round(now)
+
+    def _end_run(self) -> None:
+        self._run_cuts = self._run_answers = self._run_refused = 0
+        self._run_from = math.inf
+
+    def _leave_start(self) -> bool:
+        """Whether this round's refusals end the unpaced start.
+
+        A client whose demand fills its window and meets refusals beyond chance is over a
+        limit. One whose demand is modest leaves only if more than ``RATE_MAX_BACKGROUND``
+        of its calls are refused: below that its retries cost less than pacing would.
+        """
+        if not self._excess():
+            return False
+        if self._pressed:
+            return True
+        allowed = C.RATE_MAX_BACKGROUND * self._answers
+        noise = C.RATE_EXCESS_SIGMAS * math.sqrt(allowed * (1.0 - C.RATE_MAX_BACKGROUND))
+        return self._refused > allowed + noise
 
     def _end_round(self, now: float) -> None:
-        share = self._refused / self._answers
-        trial, self._trial = self._trial, None
-        if trial is not None and self._pace_independent(trial, share, now):
-            # the cut did not make refusals rarer: they do not depend on the pace
-            self.background = max(self.background, share)
-            self.phase = trial.phase
-            self.rate = trial.rate
-            self._hold_until = -math.inf
-            self._new_round(now)
+        share = self._refused / self._answers if self._answers else 0.0
+        if self.phase is Phase.START:
+            if self._leave_start():
+                self._cut(now)
+                return
+        elif self._excess():
+            self._cut(now)
             return
-        if self._excess():
-            cut = _Cut(share, self.phase, self.rate, self._delivered(now))
-            self._target = min(self._ceiling, self._delivered(now) / (1.0 - self.background))
-            sending = min(self.rate, self._sent / max(now - self._round_start, 1e-9))
-            factor = C.RATE_EXIT_FACTOR if self.phase is Phase.START else C.RATE_CUT_HEADROOM
-            # at most halve what was sent: a process that was unlucky in one round keeps
-            # a share to learn from
-            self._pace(max(self._target * factor, sending * C.RATE_MAX_CUT), now)
-            self._new_round(now)
-            self._trial = cut
-            return
-        if share < self.background:  # follow the background down as it fades
+        if self._refused:
+            self._calm = 0
+        else:
+            self._calm += 1
+            if self._calm >= C.RATE_CALM_ROUNDS or self.rate >= self._run_from:
+                self._end_run()  # calm again, or back to where the run began
+        if self.background > 0.0:  # follow it, never above what the last test measured
             self.background += C.RATE_BACKGROUND_DECAY * (share - self.background)
+            self.background = min(self.background, self._measured)
             if self.background < 0.01:
-                self.background = 0.0
+                self.background = self._measured = 0.0
         if self.phase is Phase.PACED and self._waited:
             if self.rate < self._target:  # back to what the account accepted, quickly
                 self.rate = min(self._target, self.rate * (1.0 + C.RATE_CATCH_UP_GAIN))

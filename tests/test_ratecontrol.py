@@ -129,11 +129,35 @@ def _run(
     return sent, refused
 
 
-def test_refusals_that_come_whatever_the_pace_do_not_drive_it_down() -> None:
+def test_a_modest_caller_meeting_random_refusals_stays_unpaced() -> None:
     clock = ManualClock()
     ctl = RateController(clock=clock)
-    sent, _ = _run(ctl, clock, 60.0, refuse=0.2, limit=math.inf)
-    # the cut was tried, did not make refusals rarer, and was undone: no pace, no hold
-    assert ctl.background == pytest.approx(0.2, abs=0.1)
-    assert ctl.phase is Phase.START
-    assert sent > 60.0 / 0.001 * 0.5  # ran unpaced for most of the minute
+    sent, refused = _run(ctl, clock, 60.0, refuse=0.2, limit=math.inf)
+    # one call at a time, a fifth refused at random: its retries cost less than a pace
+    assert ctl.phase is Phase.START and ctl.hold_until == -math.inf
+    assert refused > 0.1 * sent and sent > 60.0 / 0.001 * 0.5
+
+
+def test_a_modest_caller_over_a_real_limit_is_paced() -> None:
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    sent, refused = _run(ctl, clock, 30.0, refuse=0.0, limit=10.0)
+    assert ctl.phase is Phase.PACED and ctl.pace_per_minute is not None
+    assert ctl.pace_per_minute <= 1.2 * 600  # about the account's 10 per second
+
+
+def test_refusals_that_go_on_at_half_the_accepted_rate_become_background() -> None:
+    clock = ManualClock()
+    ctl = RateController(rate_limit=6000, clock=clock)  # paced at 100/s, a limit in evidence
+    rng = random.Random(5)
+    for _ in range(20_000):
+        clock.advance(max(ctl.next_send(0), 0.001))
+        t = ctl.on_send(waited=True)
+        clock.advance(0.001)
+        refused = rng.random() < 0.15
+        ctl.on_answer(t, REFUSED if refused else ACCEPTED, 1.0 if refused else None)
+        if ctl.background:
+            break
+    # cuts did not stop them; at half the accepted rate they still came: background
+    assert ctl.background == pytest.approx(0.15, abs=0.1)
+    assert ctl.pace_per_minute is not None and ctl.pace_per_minute > 600
