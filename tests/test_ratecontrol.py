@@ -141,7 +141,7 @@ def test_a_modest_caller_meeting_random_refusals_stays_unpaced() -> None:
 def test_a_modest_caller_over_a_real_limit_is_paced() -> None:
     clock = ManualClock()
     ctl = RateController(clock=clock)
-    sent, refused = _run(ctl, clock, 30.0, refuse=0.0, limit=10.0)
+    _run(ctl, clock, 30.0, refuse=0.0, limit=10.0)
     assert ctl.phase is Phase.PACED and ctl.pace_per_minute is not None
     assert ctl.pace_per_minute <= 1.2 * 600  # about the account's 10 per second
 
