@@ -18,18 +18,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
-from ._filenames import check_file_names, is_plain_file_name, output_path
+from ._filenames import check_file_names, is_plain_file_name, transcript_path
+from ._preflight import check_polling, local_paths
 from ._resources import JobLinks
 from ._results import FileOutcome, FileResult, ProgressCallback, emit, file_results, read_result
+from ._tasks import gather_or_cancel
 from .errors import (
     APIConnectionError,
     APIStatusError,
     BadRequestError,
     ConflictError,
+    FileFailedError,
     InternalServerError,
     InvalidParameterError,
     JobError,
     JobTimeoutError,
+    LocalWriteError,
     NotFoundError,
     OutputsNotReadyError,
     SarvamError,
@@ -37,7 +41,7 @@ from .errors import (
     TooManyRequestsError,
     UnsafeFileNameError,
 )
-from .models import JobState, JobStatusResponse, StorageContainerType
+from .models import JobState, JobStatusResponse, StorageContainerType, TranscriptionResult
 
 if TYPE_CHECKING:
     from ._resources import _JobResource
@@ -132,7 +136,7 @@ class BatchJob:
                 return
             emit(progress, "file_uploaded", job_id=self.job_id, file=name)
 
-        await asyncio.gather(*(one(name, path) for name, path in inputs))
+        await gather_or_cancel(*(one(name, path) for name, path in inputs))
         return failures
 
     async def _put(
@@ -192,7 +196,10 @@ class BatchJob:
         ``timeout`` seconds have passed; the job keeps running: ``get_job(job_id)`` later.
         Each status call gets only the time left as its retry deadline (which also clips its
         attempts), so the wait ends at ``timeout``, not one call's retry budget later.
+        Raises InvalidParameterError, before polling, for a ``poll_interval`` under 0.01 s, a
+        ``max_interval`` under 1 s (no busy polling) or a negative ``timeout``.
         """
+        check_polling(poll_interval, max_interval, timeout)
         policy = self._retry
         clock, sleep, jitter = policy.clock, policy.sleep, policy.jitter
         deadline = None if timeout is None else clock() + timeout
@@ -304,7 +311,7 @@ class BatchJob:
             return outcome
 
         outcomes.extend(
-            await asyncio.gather(*(one(o, name, dest) for o, (name, dest) in wanted.items()))
+            await gather_or_cancel(*(one(o, name, dest) for o, (name, dest) in wanted.items()))
         )
         return outcomes
 
@@ -322,15 +329,15 @@ class BatchJob:
         for res in results:
             if only is not None and res.name not in only:
                 continue
-            if res.ok and res.output_name is not None:
-                try:
-                    wanted[res.output_name] = (res.name, _destination(output_dir, res))
-                    continue
-                except UnsafeFileNameError as exc:  # refused, never requested
-                    error = str(exc)
-            else:
+            path = paths.get(res.name)
+            if not (res.ok and res.output_name is not None):
                 error = res.error_message or f"the API reports state {res.state!r}"
-            failed.append(self.failed(res.name, paths.get(res.name), res.state, error, progress))
+                failed.append(self.verdict(res.name, path, res.state, error, progress))
+                continue
+            try:
+                wanted[res.output_name] = (res.name, _destination(output_dir, res))
+            except UnsafeFileNameError as exc:  # refused, never requested
+                failed.append(self.failed(res.name, path, res.state, exc, progress))
         return failed, wanted
 
     async def _fetch(
@@ -344,10 +351,16 @@ class BatchJob:
                 lambda: self._links.fresh_download_url(output),
                 lambda fresh: self._files.download(fresh, dest, name=name),
             )
-            result = await asyncio.to_thread(read_result, dest)
-        except (SarvamError, ValueError, OSError) as exc:
+            result = await asyncio.to_thread(_read_back, dest, name)
+        except SarvamError as exc:
             return FileOutcome(
-                name, paths.get(name), self.job_id, ok=False, state="Success", error=str(exc)
+                name,
+                paths.get(name),
+                self.job_id,
+                ok=False,
+                state="Success",
+                error=str(exc),
+                exception=exc,
             )
         return FileOutcome(
             name=name,
@@ -364,14 +377,37 @@ class BatchJob:
         name: str,
         path: Path | None,
         state: str | None,
-        error: str,
+        exc: SarvamError,
         progress: ProgressCallback | None = None,
+        *,
+        error: str | None = None,
     ) -> FileOutcome:
-        """A failed outcome of input ``name``, reported to ``progress`` as ``file_failed``."""
+        """A failed outcome of input ``name`` (``error`` defaults to ``str(exc)``).
+
+        Reported to ``progress`` as ``file_failed``.
+        """
         emit(progress, "file_failed", job_id=self.job_id, file=name, state=state)
         return FileOutcome(
-            name=name, path=path, job_id=self.job_id, ok=False, state=state, error=error
+            name=name,
+            path=path,
+            job_id=self.job_id,
+            ok=False,
+            state=state,
+            error=error if error is not None else str(exc),
+            exception=exc,
         )
+
+    def verdict(
+        self,
+        name: str,
+        path: Path | None,
+        state: str | None,
+        message: str,
+        progress: ProgressCallback | None = None,
+    ) -> FileOutcome:
+        """A failed outcome the API decided (``FileFailedError``): ``error`` is its message."""
+        exc = FileFailedError(message, file_name=name, job_id=self.job_id, state=state)
+        return self.failed(name, path, state, exc, progress, error=message)
 
 
 def _destination(output_dir: Path, res: FileResult) -> Path:
@@ -379,7 +415,19 @@ def _destination(output_dir: Path, res: FileResult) -> Path:
     for name in (res.name, res.output_name or ""):
         if not is_plain_file_name(name):
             raise UnsafeFileNameError(name)
-    return output_path(output_dir, f"{res.name}.json")
+    return transcript_path(output_dir, res.name)
+
+
+def _read_back(dest: Path, name: str) -> TranscriptionResult:
+    """Parse a downloaded transcript (blocking); failures as typed errors of the download."""
+    try:
+        return read_result(dest)
+    except ValueError as exc:
+        raise StorageError(f"{exc}; run again to download it again", file_name=name) from None
+    except OSError as exc:
+        raise LocalWriteError(
+            f"cannot read back {dest}: {exc.strerror or exc}", file_name=name
+        ) from None
 
 
 async def _with_fresh_url(
@@ -408,9 +456,7 @@ async def _with_fresh_url(
 def _pairs(
     paths: Sequence[str | os.PathLike[str]], names: Sequence[str] | None
 ) -> list[tuple[str, Path]]:
-    if isinstance(paths, str | os.PathLike):
-        raise InvalidParameterError("paths", "give a list of paths, not one path")
-    resolved = [Path(p) for p in paths]
+    resolved = local_paths(paths)
     chosen = list(names) if names is not None else [p.name for p in resolved]
     if len(chosen) != len(resolved):
         raise InvalidParameterError("names", "give one name per path")

@@ -294,17 +294,27 @@ class AsyncSarvam:
         Inputs are split into jobs of at most 20 files (the API's limit), up to
         ``max_concurrent_jobs`` jobs run at once, and every API call passes the client's
         adaptive rate limiter. Colliding base names are made unique (``a-2.wav``) and mapped
-        back to their paths. Failed files are yielded too (``ok=False`` with the reason).
+        back to their paths; one file given under several paths (a symlink, ``..``) is sent
+        once, its outcome listing the others in ``duplicates``. Failed files are yielded too
+        (``ok=False``, the message in ``error``, the typed exception in ``exception``).
         ``translate=True`` uses the speech-to-text-translate flow; ``job_timeout`` bounds
         each job's wait (JobTimeoutError).
 
         With ``manifest``, every step is journaled (append-only, fsynced); running the same
         call again resumes: finished files are yielded from the journal without downloading,
         created jobs are re-attached and never submitted twice, and inputs a job lost are
-        submitted in a new one. A bad key or exhausted credits stop the whole run (the error
-        is raised). A transient failure that outlives a call's retries (429/503/5xx, a lost
-        connection) gets its job up to three more goes; anything else fails only the files
-        it touches. Raises InvalidParameterError for missing inputs before anything is sent.
+        submitted in a new one. Only a transcript or the API's verdict (FileFailedError) is
+        journaled as final: a failed download or a full disk is tried again by a resume.
+        A bad key, exhausted credits or a manifest that cannot be written stop the whole run
+        (the error is raised once every job has stopped). A transient failure that outlives
+        a call's retries (429/503/5xx, a lost connection) gets its job up to three more
+        goes; anything else fails only the files it touches.
+
+        Raises InvalidParameterError before anything is sent for: ``paths`` that is one path
+        or holds a non-path or a missing file; bad ``job_parameters``; an ``output_dir`` that
+        cannot be created or written; ``poll_interval`` under 0.01 s or a negative
+        ``job_timeout``; an input whose transcript could not be saved under its name (a
+        colon, a device name, over 235 bytes).
 
         Wrap it in ``contextlib.aclosing()``: leaving the loop early then cancels the run's
         jobs at once.

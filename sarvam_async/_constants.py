@@ -92,6 +92,15 @@ STORAGE_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 STORAGE_CONNECT_TIMEOUT = 30.0
 """Seconds to open a connection to storage; a healthy endpoint answers in well under one."""
 
+# Local files ------------------------------------------------------------------------------
+MAX_FILE_NAME_BYTES = 255
+"""Longest file name, in UTF-8 bytes, an output (or its temporary twin) may have: the limit of
+ext4, XFS, Btrfs and APFS. A longer name is refused before its input is uploaded, not after
+its transcript is paid for."""
+PART_TAG_LENGTH = 8
+"""Random hex characters in a download's temporary name (``.<name>.<tag>.part``): enough that
+two downloads of one output never share a file, short enough to leave the name room."""
+
 # Jobs -----------------------------------------------------------------------------------
 POLL_INTERVAL = 5.0
 """First pause between status polls; the official SDK's value and the docs' advice."""
@@ -99,6 +108,13 @@ MIN_CALL_TIME = 0.001
 """Seconds a last status poll gets when a wait's deadline has come: one quick look."""
 POLL_MAX_INTERVAL = 30.0
 """Polling backs off to this for long jobs, sparing the account's rate limit."""
+MIN_POLL_INTERVAL = 0.01
+"""Shortest first pause between status polls a caller may set. Zero never grew (0 x 1.5 is 0)
+and polled in a busy loop, 6,600 calls a second; from 10 ms the 1.5x backoff passes one
+second within a dozen polls. Only the emulator, whose jobs end in milliseconds, needs it low."""
+MIN_POLL_MAX_INTERVAL = 1.0
+"""Shortest pause polling may back off to: a long wait never polls more than once a second,
+whatever it was told, which is already three times the slowest plan's whole rate."""
 MAX_CONCURRENT_JOBS = 8
 """Jobs of a fan-out in flight: 8 jobs of 20 files keep uploads, waits and downloads
 overlapping; the request rate is the adaptive limiter's business, not this bound's."""

@@ -10,6 +10,7 @@ Each job goes: create (or re-attach) -> upload -> start -> wait -> collect.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
@@ -18,9 +19,25 @@ from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._batch_job import BatchJob, is_transient
-from ._manifest import FileEntry, JobEntry, Manifest, PlannedJob, StartedEntry, plan_run
+from ._manifest import FileEntry, JobEntry, Manifest, Plan, PlannedJob, StartedEntry, plan_run
+from ._preflight import (
+    check_output_dir,
+    check_output_names,
+    check_polling,
+    distinct_files,
+    local_paths,
+)
 from ._results import FileOutcome, ProgressCallback, emit
-from .errors import ForbiddenError, InvalidParameterError, TooManyRequestsError, UnauthorizedError
+from .errors import (
+    FileFailedError,
+    ForbiddenError,
+    InvalidParameterError,
+    JobError,
+    ManifestError,
+    SarvamError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 from .models import JobState, JobStatusResponse
 
 if TYPE_CHECKING:
@@ -34,10 +51,14 @@ logger = logging.getLogger("sarvam_async")
 
 
 def is_fatal(exc: BaseException) -> bool:
-    """Errors that no other job of the run could escape: stop the whole run."""
+    """Errors that no other job of the run could escape: stop the whole run.
+
+    A journal that cannot be written is one: the run stops while the journal still
+    describes it, rather than transcribing files it could not resume.
+    """
     if isinstance(exc, TooManyRequestsError):
         return exc.quota_exhausted
-    return isinstance(exc, ForbiddenError | UnauthorizedError)
+    return isinstance(exc, ForbiddenError | UnauthorizedError | ManifestError)
 
 
 class FanOut:
@@ -75,20 +96,18 @@ class FanOut:
         self._outstanding = 0  # jobs queued or in progress
         self._fatal: list[BaseException] = []
         self._critical: set[asyncio.Future[Any]] = set()
+        self._duplicates: dict[Path, tuple[Path, ...]] = {}
 
     # ------------------------------------------------------------------ the run
 
     async def run(self) -> AsyncGenerator[FileOutcome, None]:
         """Plan, drive every job, and yield each file's outcome as soon as it is known.
 
-        Raises the first fatal error (a bad key, no credits) and InvalidParameterError
-        for bad arguments or missing inputs, before anything is sent.
+        Raises InvalidParameterError for bad arguments, missing inputs or an output folder
+        that cannot be written, before anything is sent; then the first fatal error (a bad
+        key, no credits, a journal that cannot be written), once every job has stopped.
         """
-        if self._max_jobs < 1:
-            raise InvalidParameterError("max_concurrent_jobs", "must be at least 1")
-        if self._manifest is not None:
-            self._journal = Manifest(self._manifest)
-        plan = await asyncio.to_thread(plan_run, self._paths, self._journal, self._resource.flow)
+        plan = await self._prepare()
         for outcome in plan.resumed:
             self._outcomes.put_nowait(outcome)
         for work in plan.pending:
@@ -103,7 +122,7 @@ class FanOut:
                     return
                 item = await self._outcomes.get()
                 if item is not None:
-                    yield item
+                    yield self._with_duplicates(item)
         finally:
             for task in workers:
                 task.cancel()
@@ -112,6 +131,33 @@ class FanOut:
             await asyncio.gather(*self._critical, return_exceptions=True)
             if self._journal is not None:
                 self._journal.close()
+
+    async def _prepare(self) -> Plan:
+        """Check every argument and plan the run; nothing is sent before this returns."""
+        max_jobs = self._max_jobs
+        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
+            raise InvalidParameterError("max_concurrent_jobs", "must be a whole number, 1 or more")
+        check_polling(self._poll_interval, timeout=self._job_timeout, timeout_field="job_timeout")
+        self._params = self._resource.parameters(self._params)
+        paths = local_paths(self._paths)
+        if self._manifest is not None:
+            self._journal = Manifest(self._manifest)
+        return await asyncio.to_thread(self._plan, paths, self._journal)
+
+    def _plan(self, paths: list[Path], journal: Manifest | None) -> Plan:
+        """The blocking part of :meth:`_prepare`: the file system and the journal."""
+        inputs = distinct_files(paths)
+        self._duplicates = inputs.duplicates
+        check_output_dir(self._out_dir)
+        plan = plan_run(inputs.files, journal, self._resource.flow)
+        # Inputs about to be uploaded: their transcripts must be savable under their names.
+        uploads = (item for work in plan.pending if not work.started for item in work.inputs)
+        check_output_names(self._out_dir, uploads)
+        return plan
+
+    def _with_duplicates(self, outcome: FileOutcome) -> FileOutcome:
+        duplicates = self._duplicates.get(outcome.path) if outcome.path is not None else None
+        return dataclasses.replace(outcome, duplicates=duplicates) if duplicates else outcome
 
     def _queue(self, work: PlannedJob) -> None:
         self._outstanding += 1
@@ -151,10 +197,17 @@ class FanOut:
             await policy.sleep(pause)
             self._queue(work)
         else:
+            if not isinstance(exc, SarvamError):  # a defect: keep it visible, typed for callers
+                logger.error("job %s failed unexpectedly", work.job_id, exc_info=exc)
+                exc = JobError(
+                    f"job {work.job_id} failed unexpectedly ({type(exc).__name__}); please "
+                    "report this",
+                    job_id=work.job_id,
+                )
             for name, path in work.inputs:
                 emit(self._progress, "file_failed", job_id=work.job_id, file=name)
                 self._outcomes.put_nowait(
-                    FileOutcome(name, path, work.job_id, ok=False, error=str(exc))
+                    FileOutcome(name, path, work.job_id, ok=False, error=str(exc), exception=exc)
                 )
 
     # ------------------------------------------------------------------ one job
@@ -221,7 +274,7 @@ class FanOut:
         failures = await job.upload_inputs(work.inputs, self._progress)
         paths = dict(work.inputs)
         return [
-            job.failed(name, paths[name], None, f"upload failed: {exc}", self._progress)
+            job.failed(name, paths[name], None, exc, self._progress, error=f"upload failed: {exc}")
             for name, exc in failures.items()
         ]
 
@@ -241,13 +294,20 @@ class FanOut:
             )
         message = status.error_message or f"job ended {status.job_state.value}"
         state = status.job_state.value
-        failed = [job.failed(n, paths[n], state, message, self._progress) for n in only]
+        failed = [job.verdict(n, paths[n], state, message, self._progress) for n in only]
         for outcome in failed:
             await settle(outcome)
         return failed
 
     async def _settle(self, job_id: str, paths: Mapping[str, Path], o: FileOutcome) -> None:
-        """Journal an outcome the moment it is known: a crash then re-fetches little."""
+        """Journal an outcome the moment it is known: a crash then re-fetches little.
+
+        Only a transcript or the API's verdict is final. A failure on this side (a download,
+        the local disk, a refused output name) is not journaled: a resume re-attaches the
+        job, already paid for, and tries again.
+        """
+        if not (o.ok or isinstance(o.exception, FileFailedError)):
+            return
         if self._journal is not None:
             await self._journal.record(
                 FileEntry(
@@ -278,4 +338,4 @@ class FanOut:
             return []
         message = "the job's final status does not list this file"  # not journaled: a
         state = status.job_state.value  # resume re-checks this job
-        return [job.failed(n, p, state, message, self._progress) for n, p in missing]
+        return [job.verdict(n, p, state, message, self._progress) for n, p in missing]

@@ -1,23 +1,35 @@
 """File names: the plain-name rule, unique names for inputs, and safe output paths.
 
 A name sent to the API must be one plain path component (:func:`is_plain_file_name`).
-A transcript is written to ``output_path(folder, name)``, which also refuses what would
+Input ``name``'s transcript is written to ``transcript_path(folder, name)``, through a
+temporary twin named by :func:`temporary_name`. :func:`output_path` refuses what would
 leave the folder, or not be a file in it, under Windows rules (a drive letter such as
 ``C:evil``, a device name such as ``NUL``, a trailing dot or space), whatever the system the
-code runs on: the same inputs behave the same everywhere. The emulator keeps its own copy of
-the plain-name rule (it imports nothing from the client); a test keeps the two in step.
+code runs on: the same inputs behave the same everywhere. It also refuses a name whose
+temporary twin would be longer than a file name may be (255 bytes). The emulator keeps its
+own copy of the plain-name rule (it imports nothing from the client); a test keeps the two
+in step.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from . import _constants as C
 from .errors import InvalidParameterError, UnsafeFileNameError
 from .models import MAX_FILES_PER_JOB
 
-__all__ = ["check_file_names", "is_plain_file_name", "output_path", "unique_names"]
+__all__ = [
+    "check_file_names",
+    "is_plain_file_name",
+    "output_path",
+    "temporary_name",
+    "transcript_path",
+    "unique_names",
+]
 
 # CON, PRN, AUX, NUL, COM0-9, LPT0-9 (also with superscript digits), with or without an
 # extension: Windows opens the device, not a file in the folder.
@@ -47,18 +59,40 @@ def unsafe_on_windows(name: str) -> str | None:
     return None
 
 
+def temporary_name(name: str, tag: str | None = None) -> str:
+    """The hidden name output ``name`` is downloaded under before its rename into place.
+
+    ``tag`` (random hex when not given) keeps two downloads of one output apart.
+    """
+    tag = tag if tag is not None else secrets.token_hex(C.PART_TAG_LENGTH // 2)
+    return f".{name}.{tag}.part"
+
+
 def output_path(folder: Path, name: str) -> Path:
     """``folder / name``, refusing a name that would land anywhere else on POSIX or Windows.
 
-    Raises UnsafeFileNameError (nothing is written) for a name that is not plain, or that
-    Windows would read as a drive, a stream or a device.
+    Raises UnsafeFileNameError (nothing is written) for a name that is not plain, that
+    Windows would read as a drive, a stream or a device, or whose temporary twin would be
+    longer than ``MAX_FILE_NAME_BYTES``.
     """
     if not is_plain_file_name(name):
         raise UnsafeFileNameError(name)
     reason = unsafe_on_windows(name)
     if reason is not None:
         raise UnsafeFileNameError(name, reason)
+    size = len(temporary_name(name, "0" * C.PART_TAG_LENGTH).encode("utf-8", "surrogateescape"))
+    if size > C.MAX_FILE_NAME_BYTES:
+        raise UnsafeFileNameError(
+            name,
+            f"with its temporary suffix it is {size} bytes long, more than the "
+            f"{C.MAX_FILE_NAME_BYTES} a file name may have",
+        )
     return folder / name
+
+
+def transcript_path(folder: Path, name: str) -> Path:
+    """Where input ``name``'s transcript goes (``<folder>/<name>.json``); see ``output_path``."""
+    return output_path(folder, f"{name}.json")
 
 
 def check_file_names(files: list[str], field: str = "files") -> None:

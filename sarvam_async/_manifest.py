@@ -2,7 +2,10 @@
 
 One JSON object per line. ``job`` records a created job and the inputs it carries (keyed by
 absolute path, with the name sent to the API); ``started`` records that the job was
-started; ``file`` records a finished input (``ok`` or failed, with its output path).
+started; ``file`` records a finished input: transcribed (with its output path), or failed
+by the API's verdict (``FileFailedError``). A failure on this side of the API -- a download,
+the local disk, an output name refused -- is never journaled: a resume tries it again,
+from the job already paid for.
 Replaying the journal tells a new run which files are finished, which jobs exist and
 which were started, so nothing is submitted or downloaded twice. A torn last line (a crash
 mid-write) is cut off and a complete last line missing its newline gets one, so the next
@@ -30,7 +33,7 @@ import msgspec
 from ._filenames import unique_names
 from ._results import FileOutcome, read_result
 from ._transport import encoder
-from .errors import InvalidParameterError, ManifestError
+from .errors import FileFailedError, ManifestError
 from .models import MAX_FILES_PER_JOB
 
 __all__ = ["Manifest", "ManifestState", "Plan", "PlannedJob", "plan_run"]
@@ -140,17 +143,22 @@ class Manifest:
     async def record(self, entry: _Line) -> None:
         """Append one entry and fsync it before returning.
 
-        Raises ManifestError, and again on every later call once a write has failed.
+        Raises ManifestError, and again on every later call once a write has failed. A
+        cancelled call returns (CancelledError) only once its write has ended.
         """
         line = encoder.encode(entry) + b"\n"
         async with self._lock:
             if self._failure is not None:
                 raise self._failure
-            try:
-                await asyncio.to_thread(self._append, line)
-            except ManifestError as exc:
-                self._failure = exc
-                raise
+            write = asyncio.ensure_future(asyncio.to_thread(self._append, line))
+            cancelled = await _wait_through_cancel(write)
+            error = write.exception()
+            if isinstance(error, ManifestError):
+                self._failure = error
+            if error is not None:
+                raise error
+            if cancelled:  # re-raised once the entry is whole on disk
+                raise asyncio.CancelledError
 
     def _append(self, line: bytes) -> None:
         try:
@@ -183,6 +191,21 @@ class Manifest:
             self._fd = None
 
 
+async def _wait_through_cancel(write: asyncio.Future[None]) -> bool:
+    """Wait for a write running in a thread to end; True if a cancellation came meanwhile.
+
+    The thread cannot be stopped: letting the caller go (and the lock with it) would let the
+    next entry, or ``close()``, race a write still under way.
+    """
+    cancelled = False
+    while not write.done():
+        try:
+            await asyncio.wait([write])
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
+
+
 @dataclass
 class PlannedJob:
     """A job of a run: its inputs, and what is known of it (id, started, goes taken)."""
@@ -203,16 +226,14 @@ class Plan:
     fresh_bytes: int
 
 
-def plan_run(paths: Sequence[str | os.PathLike[str]], journal: Manifest | None, flow: str) -> Plan:
+def plan_run(files: Sequence[Path], journal: Manifest | None, flow: str) -> Plan:
     """Name the inputs, replay the journal, and group what is left into jobs (blocking).
 
-    A path the journal knows keeps the name its job was created with, whatever the order
-    of this run's inputs; new paths get names no journaled path uses.
+    ``files`` are distinct resolved paths of readable files (``_preflight.distinct_files``):
+    the journal knows each file by its resolved path. A path the journal knows keeps the
+    name its job was created with, whatever the order of this run's inputs; new paths get
+    names no journaled path uses.
     """
-    files = list(dict.fromkeys(Path(p).absolute() for p in paths))  # a path given twice: once
-    for p in files:
-        if not p.is_file():
-            raise InvalidParameterError("paths", f"not a readable file: {p}")
     state = journal.load() if journal is not None else ManifestState()
     names = unique_names(files, _recorded_names(state))
     by_path = dict(zip((str(p) for p in files), names, strict=True))
@@ -278,6 +299,14 @@ def _resumed_outcome(entry: FileEntry, key: str) -> FileOutcome | None:
             result = read_result(output)
         except (OSError, ValueError):
             return None
+    verdict = None
+    if not entry.ok:
+        verdict = FileFailedError(
+            entry.error or f"the API reported {entry.state}",
+            file_name=entry.name,
+            job_id=entry.job_id,
+            state=entry.state,
+        )
     return FileOutcome(
         name=entry.name,
         path=Path(key),
@@ -288,4 +317,5 @@ def _resumed_outcome(entry: FileEntry, key: str) -> FileOutcome | None:
         result=result,
         error=entry.error,
         resumed=True,
+        exception=verdict,
     )

@@ -124,6 +124,16 @@ class _JobResource(Generic[P]):
         """The query of ``route``: ``ptu_id`` only where this flow's API accepts it."""
         return _query(ptu_id) if route in self._ptu_routes else None
 
+    def parameters(self, job_parameters: P | Mapping[str, Any] | None) -> P:
+        """``job_parameters`` as this flow's Struct (None: the defaults), every field checked.
+
+        Raises InvalidParameterError; nothing is sent. Every job's body is built this way.
+        """
+        if job_parameters is None:
+            return self._params_type()
+        params: P = _convert(job_parameters, self._params_type, "job_parameters")
+        return params
+
     async def _initialise(
         self,
         job_parameters: P | Mapping[str, Any],
@@ -133,7 +143,7 @@ class _JobResource(Generic[P]):
         retry: RetryPolicy | None,
     ) -> BulkJobInitResponse:
         body = InitiateRequest(
-            job_parameters=_convert(job_parameters, self._params_type, "job_parameters"),
+            job_parameters=self.parameters(job_parameters),
             callback=_convert(callback, BulkJobCallback, "callback"),
         )
         return await self._transport.request(
@@ -239,8 +249,9 @@ class _JobResource(Generic[P]):
         """Initiate a job and return a handle to upload, start, wait and download it."""
         from ._batch_job import BatchJob
 
-        params = job_parameters if job_parameters is not None else self._params_type()
-        init = await self._initialise(params, callback, ptu_id, timeout, retry)
+        init = await self._initialise(
+            self.parameters(job_parameters), callback, ptu_id, timeout, retry
+        )
         return BatchJob(self, init.job_id, storage=init.storage_container_type, ptu_id=ptu_id)
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import msgspec
 
 from ._transport import decoder_for
+from .errors import SarvamError
 from .models import JobStatusResponse, TranscriptionResult
 
 __all__ = [
@@ -76,7 +77,11 @@ class FileOutcome:
 
     ``name`` is the file name sent to the API (made unique when inputs collide), ``path``
     the local input. On success ``output_path`` is ``<output_dir>/<name>.json`` and
-    ``result`` its parsed content. ``resumed`` marks outcomes taken from a manifest.
+    ``result`` its parsed content. On failure ``exception`` is the typed error (branch on
+    its class: ``FileFailedError`` is the API's verdict on the file, ``StorageError`` a
+    transfer, ``LocalWriteError`` the local disk, ...) and ``error`` its message.
+    ``resumed`` marks outcomes taken from a manifest. ``duplicates`` lists the other paths
+    the caller gave for this same file (a symlink, ``dir/../a.wav``): it was sent once.
     """
 
     name: str
@@ -88,6 +93,8 @@ class FileOutcome:
     result: TranscriptionResult | None = None
     error: str | None = None
     resumed: bool = False
+    exception: SarvamError | None = None
+    duplicates: tuple[Path, ...] = ()
 
 
 def emit(progress: ProgressCallback | None, kind: ProgressKind, **kw: Any) -> None:

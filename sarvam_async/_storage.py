@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import errno
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import BinaryIO, Literal
 import aiohttp
 
 from . import _constants as C
+from ._filenames import temporary_name
 from ._retry import RetryPolicy
 from ._transport import read_capped, status_error
 from .errors import (
@@ -180,7 +180,7 @@ def _abandon(created: Path | None) -> Callable[[asyncio.Future[BinaryIO]], None]
 def part_files(dest: Path) -> list[Path]:
     """Temporary files a download of ``dest`` may have left (a kill, a full disk)."""
     try:
-        return list(dest.parent.glob(f".{_glob_escape(dest.name)}.*.part"))
+        return list(dest.parent.glob(temporary_name(_glob_escape(dest.name), "*")))
     except OSError:
         return []
 
@@ -359,7 +359,7 @@ async def download_to(
 
     async def sink(resp: aiohttp.ClientResponse) -> None:
         nonlocal written
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+        tmp = dest.with_name(temporary_name(dest.name))
         try:
             f = await _open(tmp, "wb")
         except OSError as exc:

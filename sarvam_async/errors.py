@@ -28,8 +28,9 @@
     │       └── ResponseTooLargeError    a 2xx body over ``max_response_bytes``
     ├── StorageError                 a presigned-URL upload or download failed (names the file)
     │   └── LocalWriteError          the local disk refused the output (full, read-only)
-    ├── UnsafeFileNameError          the server named an output outside the output folder
+    ├── UnsafeFileNameError          an output name would leave the folder or cannot be saved
     └── JobError                     a batch job could not be driven to its end
+        ├── FileFailedError          the API did not transcribe one file (``file_name``, ``state``)
         ├── JobTimeoutError          waiting ran past its deadline (``last_status``)
         ├── OutputsNotReadyError     download-files still says "not yet" (``state``, ``waited``)
         └── ManifestError            a resume manifest is unreadable or belongs to other inputs
@@ -59,6 +60,7 @@ __all__ = [
     "ConflictError",
     "ContentTooLargeError",
     "EventLoopError",
+    "FileFailedError",
     "ForbiddenError",
     "GatewayTimeoutError",
     "InternalServerError",
@@ -335,7 +337,8 @@ class LocalWriteError(StorageError):
 
 
 class UnsafeFileNameError(SarvamError, ValueError):
-    """A file name would land outside the output folder; nothing was written."""
+    """An output file name would land outside the output folder, or cannot be saved there
+    (too long); nothing was written."""
 
     def __init__(self, name: str, reason: str | None = None) -> None:
         why = reason or (
@@ -352,6 +355,20 @@ class JobError(SarvamError):
     def __init__(self, message: str, *, job_id: str | None = None) -> None:
         super().__init__(redact(message))
         self.job_id = job_id
+
+
+class FileFailedError(JobError):
+    """The API did not transcribe one file of a job: its verdict, not a failure on the way.
+
+    ``file_name`` names the file, ``state`` is what the API reported (the file's state, or
+    the job's when the whole job failed), the message is the API's reason. Sending the same
+    file again gives the same answer unless the file or the job parameters change.
+    """
+
+    def __init__(self, message: str, *, file_name: str, job_id: str | None, state: str | None):
+        super().__init__(f"{file_name}: {message}", job_id=job_id)
+        self.file_name = file_name
+        self.state = state
 
 
 class JobTimeoutError(JobError, TimeoutError):

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gzip
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC after ``room`` bytes (an injected disk full)."""
+
+    def __init__(self, f: Any, room: int) -> None:
+        self._f, self._room = f, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self._room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room -= len(data)
+        return int(self._f.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
 
 
 def deep_json(depth: int = 1200) -> bytes:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,34 @@ async def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(os, "write", real_write)
     state = Manifest(tmp_path / "run.jsonl").load()
     assert list(state.jobs) == ["j1"] and state.started == {"j1"}
+
+
+async def test_a_cancelled_record_holds_the_journal_until_its_write_has_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "run.jsonl"
+    journal = Manifest(path)
+    await journal.record(JOB)
+    real_write = os.write
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(fd: int, data: bytes | memoryview) -> int:  # a disk that takes its time
+        entered.set()
+        release.wait(10)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", slow)
+    first = asyncio.ensure_future(journal.record(StartedEntry("j1")))
+    await asyncio.to_thread(entered.wait, 10)
+    first.cancel()
+    monkeypatch.setattr(os, "write", real_write)
+    second = asyncio.ensure_future(journal.record(StartedEntry("j2")))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not first.done() and not second.done()  # the write in its thread still runs
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    journal.close()
+    assert Manifest(path).load().started == {"j1", "j2"}  # whole entries, one after the other

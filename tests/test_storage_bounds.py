@@ -4,7 +4,6 @@ every failure typed, and no temporary ``.part`` file outlives its download."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from sarvam_async.jobs import BatchJob
 from sarvam_async.testing import Emulator
 
 from .conftest import KEY, FakeTime
-from .hostile import job_links, serve, silent_server
+from .hostile import FullDisk, job_links, serve, silent_server
 
 
 @pytest.fixture
@@ -141,29 +140,13 @@ async def test_a_transcript_over_the_cap_is_not_written(emulator: Emulator, tmp_
 # -- 6. the local disk -------------------------------------------------------------------------
 
 
-class _FullDisk:
-    """A file whose writes fail with ENOSPC after ``room`` bytes (an injected disk full)."""
-
-    def __init__(self, f: Any, room: int) -> None:
-        self._f, self._room = f, room
-
-    def write(self, data: bytes) -> int:
-        if len(data) > self._room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self._room -= len(data)
-        return int(self._f.write(data))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._f, name)
-
-
 @pytest.fixture
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     real = storage._open_binary
 
     def opener(path: Path, mode: Any) -> Any:
         f = real(path, mode)
-        return _FullDisk(f, 10) if mode == "wb" else f
+        return FullDisk(f, 10) if mode == "wb" else f
 
     monkeypatch.setattr(storage, "_open_binary", opener)
 
