@@ -179,9 +179,7 @@ async def _run(
         ("Retries", ui.retries.describe(cstats.retries)),
         (
             "Emulator refused",
-            f"{sum(refused.values())} ("
-            + ", ".join(f"{k}: {v}" for k, v in refused.items())
-            + "); a call never re-sent (a dropped initiate or start) gets its job redone",
+            f"{sum(refused.values())} (" + ", ".join(f"{k}: {v}" for k, v in refused.items()) + ")",
         ),
         ("Download lag absorbed", f"{estats.not_ready} 'not yet' answers from download-files"),
         ("Uploaded", display.upload_text()),

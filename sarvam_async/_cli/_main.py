@@ -27,7 +27,10 @@ from ._runner import (
     one_line,
 )
 
-INSTALL_HINT = "pip install 'sarvam-async[cli]'"
+INSTALL_HINT = (
+    "pip install -e '.[cli]' in a checkout of sarvam-async "
+    "(or pip install 'sarvam-async[cli]' once it is published)"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
