@@ -233,6 +233,8 @@ class BatchJob:
                         last_status=last,
                     )
                 delay = min(delay, remaining)
+            state = last.job_state.value if last is not None else "unknown"
+            logger.debug("polled job %s: %s; next poll in %.1fs", self.job_id, state, delay)
             await sleep(delay)
             interval = min(max_interval, interval * 1.5)
 

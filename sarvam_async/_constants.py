@@ -137,6 +137,15 @@ DOWNLOAD_LAG_FIRST_DELAY = 0.5
 DOWNLOAD_LAG_MAX_DELAY = 4.0
 """Longest pause between asks: five or six asks fit in the default window, not one per second."""
 
+CLI_CONNECT_CHECK_TIMEOUT = 5.0
+"""Seconds the command waits for a TCP connection to the API before its first call. A
+reachable host answers in well under a second; five tell a wrong ``--base-url`` or a dead
+network within seconds instead of after the retry policy's minutes."""
+
+CLI_PLAIN_PROGRESS_EVERY = 5.0
+"""Longest silence of the command's plain-text progress (output not a terminal): a log or a
+CI job shows a line at least this often, so a slow step never looks like a hang."""
+
 VERSION = "0.1.0"
 """The package version: ``__version__``, the user agent and the built distribution read it."""
 USER_AGENT = f"sarvam-async/{VERSION}"

@@ -29,6 +29,7 @@ from ._preflight import (
 )
 from ._results import FileOutcome, ProgressCallback, emit
 from .errors import (
+    BadRequestError,
     FileFailedError,
     ForbiddenError,
     InvalidParameterError,
@@ -37,6 +38,7 @@ from .errors import (
     SarvamError,
     TooManyRequestsError,
     UnauthorizedError,
+    UnprocessableEntityError,
 )
 from .models import JobState, JobStatusResponse
 
@@ -97,6 +99,8 @@ class FanOut:
         self._fatal: list[BaseException] = []
         self._critical: set[asyncio.Future[Any]] = set()
         self._duplicates: dict[Path, tuple[Path, ...]] = {}
+        self._accepted = False  # has the API accepted one job of this run yet?
+        self._first = asyncio.Lock()  # one creation at a time until it has
 
     # ------------------------------------------------------------------ the run
 
@@ -181,7 +185,10 @@ class FanOut:
 
     async def _after_failure(self, work: PlannedJob, exc: Exception) -> None:
         """Stop the run, give the job another go, or fail its files."""
-        if is_fatal(exc):
+        rejected = work.job_id is None and isinstance(
+            exc, BadRequestError | UnprocessableEntityError
+        )
+        if is_fatal(exc) or rejected:  # parameters refused for one job are for all of them
             self._fatal.append(exc)
         elif is_transient(exc) and work.tries < C.JOB_RETRIES:
             # The call's own retries ran out (a long 429 storm, an outage): give the
@@ -238,8 +245,22 @@ class FanOut:
         return outcomes
 
     async def _create(self, work: PlannedJob) -> BatchJob:
-        """Create the job; it is journaled even if the run is cancelled meanwhile."""
-        job = await self._protect(self._create_and_journal(work))
+        """Create the job; it is journaled even if the run is cancelled meanwhile.
+
+        Until the API has accepted one job of the run, jobs are created one at a time: job
+        parameters it rejects (a 400 or 422, which stops the run) then cost one request.
+        """
+        if not self._accepted:
+            async with self._first:
+                if self._fatal:  # the creation before this one stopped the run
+                    raise self._fatal[0]
+                if not self._accepted:
+                    job = await self._protect(self._create_and_journal(work))
+                    self._accepted = True
+                    return self._created(work, job)
+        return self._created(work, await self._protect(self._create_and_journal(work)))
+
+    def _created(self, work: PlannedJob, job: BatchJob) -> BatchJob:
         work.job_id = job.job_id
         emit(self._progress, "job_created", job_id=job.job_id, total=len(work.inputs))
         return job

@@ -195,6 +195,7 @@ class RetryPolicy:
                     self.max_attempts,
                     state.upcoming_sleep,
                     getattr(exc, "request_id", None),
+                    extra={"retry_cause": status},  # for tools that count retries by cause
                 )
 
         retrying = AsyncRetrying(

@@ -41,6 +41,7 @@ from .errors import (
 from .models import StorageContainerType
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
     "StorageAccess",
     "TransferLimits",
     "content_type_for",
@@ -68,6 +69,10 @@ _CONTENT_TYPES = {
     ".aiff": "audio/aiff",
     ".pcm": "application/octet-stream",
 }
+
+
+AUDIO_EXTENSIONS = frozenset(_CONTENT_TYPES)
+"""Extensions of the audio formats the API documents (its ``input_audio_codec`` list)."""
 
 
 def content_type_for(name: str) -> str:

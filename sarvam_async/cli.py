@@ -1,6 +1,6 @@
 """The ``sarvam-async`` command (also ``python -m sarvam_async``); see ``sarvam-async --help``.
 
-The command needs the optional ``cli`` extra (``pip install 'sarvam-async[cli]'``) for its
+The command needs the optional ``cli`` extra (``pip install -e '.[cli]'`` in a checkout) for its
 display; the library itself never imports it.
 """
 

@@ -15,23 +15,33 @@ from pathlib import Path
 
 from .. import AsyncSarvam, JobState, JobStatusResponse, SpeechToTextJobParameters
 from .. import SpeechToTextTranslateJobParameters as TranslateParameters
-from .._constants import API_KEY_ENV
-from ..errors import ConfigurationError, JobError
+from .._constants import API_KEY_ENV, BASE_URL_ENV
+from ..errors import (
+    BadRequestError,
+    ConfigurationError,
+    JobError,
+    JobTimeoutError,
+    UnprocessableEntityError,
+)
 from ..jobs import BatchJob
 from ._display import (
     UI,
     FanOutProgress,
     TimedCount,
     failures_table,
-    human_bytes,
     outcome_dict,
+    plural,
     print_json,
+    renamed_table,
+    stats_text,
     summary_table,
 )
 from ._parser import fault_statuses
-from ._runner import EXIT_FAILED, EXIT_OK, run
+from ._preflight import check_output_folder, check_reachable, collect_inputs
+from ._runner import EXIT_FAILED, EXIT_OK, CommandError, UsageError, one_line, run
 
 DEFAULT_EMULATOR_KEY = "test-key"
+BASE_URL_HINT = f"--base-url or {BASE_URL_ENV}"
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -95,12 +105,23 @@ def job_parameters(
 
 
 async def transcribe(args: argparse.Namespace, ui: UI) -> int:
-    """``sarvam-async transcribe``: the fan-out against the real API."""
+    """``sarvam-async transcribe``: the fan-out against the real API.
+
+    Everything that can be checked without a request is checked first: the job parameters,
+    the inputs, the output folder and that something listens at the API's address.
+    """
     params = job_parameters(args)
-    paths = [Path(f) for f in args.files]
+    inputs = collect_inputs(args.files, force=args.force)
     out = Path(args.out)
+    check_output_folder(out)
+    paths = inputs.files
+    for path, times in inputs.repeated.items():
+        ui.note(f"{path} was given {times} times; it is sent once")
+    if inputs.skipped:
+        ui.note(f"skipped {plural(inputs.skipped, 'file')} in the folders: hidden, or not audio")
     timed = TimedCount(args.timestamps)
     async with make_client(args, rate_limit=args.rate_limit) as client:
+        await check_reachable(client.base_url, BASE_URL_HINT)
         display = FanOutProgress(ui.err, lambda: client.stats, len(paths))
         started = time.monotonic()
         try:
@@ -120,6 +141,11 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
                     async for outcome in outcomes:
                         display.outcome(outcome)
                         timed.add(outcome)
+        except (BadRequestError, UnprocessableEntityError) as exc:
+            raise UsageError(
+                "the API refused the job parameters, so the run stopped at its first job "
+                f"(no file was uploaded): {one_line(exc)}"
+            ) from None
         except asyncio.CancelledError:
             done = len(display.transcribed)
             hint = (
@@ -139,9 +165,10 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
     rows = [
         ("Files", files),
         ("Jobs", f"{len(display.jobs_seen)} (up to {args.jobs_concurrency} at a time)"),
-        ("API calls", f"{stats.requests} ({stats.retries} retries)"),
-        ("429/503 absorbed", str(stats.throttled)),
-        ("Uploaded", human_bytes(max(display.bytes_sent, 0))),
+        ("API calls", f"{stats.requests:,}"),
+        ("Retries", ui.retries.describe(stats.retries)),
+        ("Uploaded", display.upload_text()),
+        ("Pace", stats_text(stats, final=True).plain.split(" · ")[-1]),
         ("Wall time", f"{elapsed:.1f} s"),
         ("Transcripts", str(out)),
     ]
@@ -149,9 +176,22 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
         rows.append(("Timestamps", timed.describe()))
     if args.manifest:
         rows.append(("Manifest", str(args.manifest)))
-    ui.out.print(summary_table("Summary", rows))
+    if args.json:
+        print_json(
+            {
+                "jobs": display.jobs_seen,
+                "files": [outcome_dict(display.outcomes[n]) for n in sorted(display.outcomes)],
+                "summary": dict(rows),
+            }
+        )
+    else:
+        ui.out.print(summary_table("Summary", rows))
+        renamed = display.renamed()
+        if renamed:
+            ui.out.print(renamed_table(renamed))
+        if failed:
+            ui.out.print(failures_table(failed))
     if failed:
-        ui.out.print(failures_table(failed))
         again = (
             "run the same command again to retry what can be retried"
             if args.manifest
@@ -183,8 +223,22 @@ def _status_rows(st: JobStatusResponse) -> list[tuple[str, str]]:
     return rows
 
 
+def never_started(job_id: str) -> CommandError:
+    """The error of a command that needs a job to run, about a job nobody started."""
+    return CommandError(
+        f"job {job_id} was created but never started (state Accepted), so it will never "
+        "finish. If it came from 'sarvam-async transcribe --manifest PATH', run that command "
+        "again: it uploads what is missing and starts the job. Otherwise transcribe the files "
+        "again"
+    )
+
+
 async def _job(client: AsyncSarvam, args: argparse.Namespace) -> BatchJob:
-    """The job named on the command line, in the flow ``--translate`` picks."""
+    """The job named on the command line, in the flow ``--translate`` picks.
+
+    Checks first that something listens at the API's address (no request is made).
+    """
+    await check_reachable(client.base_url, BASE_URL_HINT)
     if args.translate:
         return await client.speech_to_text_translate_job.get_job(args.job_id)
     return await client.speech_to_text_job.get_job(args.job_id)
@@ -214,10 +268,19 @@ async def wait(args: argparse.Namespace, ui: UI) -> int:
     """``sarvam-async wait JOB_ID``: exit 0 only when the job Completed."""
     async with make_client(args) as client:
         job = await _job(client, args)
+        if (await job.get_status()).job_state == JobState.ACCEPTED:
+            raise never_started(args.job_id)
         with ui.spinner(f"waiting for job {args.job_id}"):
-            st = await job.wait_until_complete(
-                poll_interval=args.poll_interval, timeout=args.timeout
-            )
+            try:
+                st = await job.wait_until_complete(
+                    poll_interval=args.poll_interval, timeout=args.timeout
+                )
+            except JobTimeoutError as exc:
+                last = exc.last_status.job_state.value if exc.last_status else "unknown"
+                raise CommandError(
+                    f"job {args.job_id} is still {last} after --timeout {args.timeout:g}s; "
+                    f"it keeps running: run 'sarvam-async wait {args.job_id}' again later"
+                ) from None
     if args.json:
         print_json(st)
     else:
@@ -234,6 +297,8 @@ async def download(args: argparse.Namespace, ui: UI) -> int:
     async with make_client(args) as client:
         job = await _job(client, args)
         st = await job.get_status()
+        if st.job_state == JobState.ACCEPTED:
+            raise never_started(args.job_id)
         if not st.job_state.is_terminal:
             raise JobError(
                 f"job {args.job_id} is {st.job_state.value} and has no transcripts yet; run "
@@ -299,10 +364,11 @@ async def emulator(args: argparse.Namespace, ui: UI) -> int:
             f"job duration: {args.job_duration:g} s; download lag: {args.download_lag:g} s; "
             f"429/503 carry {retry_after}"
         )
-        await asyncio.Event().wait()  # until Ctrl-C cancels us
+        with contextlib.suppress(asyncio.CancelledError):  # Ctrl-C: the normal way to stop
+            await asyncio.Event().wait()
     finally:
         stats = emu.stats
         await emu.close()
         by_status = ", ".join(f"{s or 'dropped'}: {n}" for s, n in sorted(stats.by_status.items()))
         ui.note(f"emulator stopped: {stats.api_requests} API requests ({by_status or 'none'})")
-    raise AssertionError("unreachable")
+    return EXIT_OK

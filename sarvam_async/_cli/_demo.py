@@ -1,11 +1,13 @@
 """``sarvam-async demo``: the whole fan-out against an in-process emulator, no key needed.
 
-The audio is synthetic (short sine tones in real RIFF/WAV files, in a temporary folder that
-is removed afterwards); the transcripts are the emulator's synthetic sentences, written where
-``--out`` says. With faults on, a job can be lost outright (a dropped connection on the call
-that creates it is not retried: it may have created a job). Such files are sent again in a
-further pass over the same manifest, which is what a user would do with ``transcribe``.
-Like the live API, the emulator's download-files lags behind its status for
+The audio is synthetic (short sine tones in real RIFF/WAV files, in a temporary folder); the
+transcripts are the emulator's synthetic sentences, written where ``--out`` says, else in a
+temporary folder. Temporary folders are removed at the end unless ``--keep``.
+
+With faults on, a job can be lost outright (a dropped connection on the call that creates it
+is not retried: it may have created a job). Such files are sent again in a further pass over
+the same manifest, which is what a user would do with ``transcribe``, for as long as passes
+make progress. Like the live API, the emulator's download-files lags behind its status for
 ``--download-lag`` seconds after each job ends; the summary counts the "not yet" answers
 the client waited out.
 """
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import math
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +30,15 @@ from pathlib import Path
 from .. import AsyncSarvam
 from ..jobs import FileOutcome
 from ..testing import Emulator
-from ._display import UI, FanOutProgress, human_bytes, summary_table
+from ._display import (
+    UI,
+    FanOutProgress,
+    failures_table,
+    human_bytes,
+    plural,
+    stats_text,
+    summary_table,
+)
 from ._runner import EXIT_FAILED, EXIT_OK, run
 
 DEMO_KEY = "demo-key"
@@ -66,18 +77,32 @@ def write_wavs(folder: Path, count: int) -> list[Path]:
 
 
 def demo(args: argparse.Namespace, ui: UI) -> int:
-    """Generate the audio, run the fan-out, print the summary; 0 only if all transcribed."""
-    out = (
-        Path(args.out)
-        if args.out
-        else Path(tempfile.mkdtemp(prefix="sarvam-async-demo-transcripts-"))
-    )
-    with tempfile.TemporaryDirectory(prefix="sarvam-async-demo-audio-") as tmp:
-        folder = Path(tmp)
+    """Generate the audio, run the fan-out, print the summary; 0 only if all transcribed.
+
+    The temporary folders (audio, and transcripts unless ``--out``) are removed at the end
+    unless ``--keep``.
+    """
+    with contextlib.ExitStack() as cleanup:
+
+        def scratch(prefix: str) -> Path:
+            folder = Path(tempfile.mkdtemp(prefix=prefix))
+            if not args.keep:
+                cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+            return folder
+
+        out = Path(args.out) if args.out else scratch("sarvam-async-demo-transcripts-")
+        folder = scratch("sarvam-async-demo-audio-")
         paths = write_wavs(folder, args.files)
         size = sum(p.stat().st_size for p in paths)
         ui.note(f"Generated {len(paths)} synthetic WAV files ({human_bytes(size)}).")
-        return run(_run(args, ui, paths, out, folder / "demo.manifest"))
+        code = run(_run(args, ui, paths, out, folder / "demo.manifest"))
+        if args.keep:
+            ui.line(f"Kept: audio in {folder}, transcripts in {out}")
+        elif args.out:
+            ui.line(f"Transcripts: {out}")
+        else:
+            ui.line("Transcripts removed with the demo's temporary folders (--keep keeps them)")
+        return code
 
 
 async def _run(
@@ -108,6 +133,7 @@ async def _run(
             with display:
                 while passes < MAX_PASSES:
                     passes += 1
+                    before = len(display.transcribed)
                     retry = False
                     stream = client.transcribe_files(
                         paths,
@@ -122,7 +148,8 @@ async def _run(
                             display.outcome(outcome)
                             results[outcome.name] = outcome
                             retry = retry or not (outcome.ok or outcome.resumed)
-                    if not (display.failed and retry):
+                    # Another pass only for files of lost jobs, and only while passes help.
+                    if not (display.failed and retry and len(display.transcribed) > before):
                         break
         except asyncio.CancelledError:
             ui.note(
@@ -134,32 +161,40 @@ async def _run(
         cstats = client.stats
         estats = emu.stats
     ok = len(display.transcribed)
-    failed = len(display.failed)
+    failed = sorted(display.failed.values(), key=lambda o: o.name)
     by_status = estats.by_status
+    refused = {
+        "429": by_status.get(429, 0),
+        "503": by_status.get(503, 0),
+        "dropped": by_status.get(0, 0),
+    }
     rows = [
-        ("Files", f"{len(paths)}: {ok} transcribed, {failed} failed"),
+        ("Files", f"{len(paths)}: {ok} transcribed, {len(failed)} failed"),
         ("Jobs", f"{len(display.jobs_seen)} (up to {args.jobs_concurrency} at a time)"),
     ]
     if passes > 1:
         rows.append(("Passes", f"{passes} (files of lost jobs resubmitted from the manifest)"))
     rows += [
-        ("API calls", str(cstats.requests)),
-        ("Retries", str(cstats.retries)),
-        ("429s absorbed", str(by_status.get(429, 0))),
-        ("503s absorbed", str(by_status.get(503, 0))),
-        ("Dropped connections", str(by_status.get(0, 0))),
+        ("API calls", f"{cstats.requests:,}"),
+        ("Retries", ui.retries.describe(cstats.retries)),
+        (
+            "Emulator refused",
+            f"{sum(refused.values())} (" + ", ".join(f"{k}: {v}" for k, v in refused.items()) + ")",
+        ),
         ("Download lag absorbed", f"{estats.not_ready} 'not yet' answers from download-files"),
-        ("Uploaded", human_bytes(max(display.bytes_sent, 0))),
+        ("Uploaded", display.upload_text()),
+        ("Pace", stats_text(cstats, final=True).plain.split(" · ")[-1]),
         ("Wall time", f"{elapsed:.2f} s"),
         ("Throughput", f"{ok / elapsed:.1f} files/s" if elapsed > 0 else "-"),
     ]
     ui.out.print(summary_table("Demo summary", rows))
+    if failed:
+        ui.out.print(failures_table(failed))
     sample = next((results[n] for n in sorted(results) if results[n].ok), None)
     if sample is not None and sample.result is not None:
         text = sample.result.transcript
         ui.line(f"Sample: {sample.name} -> {text if len(text) <= 60 else text[:57] + '...'}")
-    ui.line(f"Transcripts: {out}")
     if failed:
-        ui.note(f"{failed} files were not transcribed")
+        ui.note(f"{plural(len(failed), 'file was', 'files were')} not transcribed (listed above)")
         return EXIT_FAILED
     return EXIT_OK

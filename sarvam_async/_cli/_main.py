@@ -20,13 +20,17 @@ from ._runner import (
     EXIT_SIGTERM,
     EXIT_USAGE,
     PROG,
+    CommandError,
     Interrupted,
     UsageError,
     error,
     one_line,
 )
 
-INSTALL_HINT = "pip install 'sarvam-async[cli]'"
+INSTALL_HINT = (
+    "pip install -e '.[cli]' in a checkout of sarvam-async "
+    "(or pip install 'sarvam-async[cli]' once it is published)"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ._app import dispatch  # imports rich
 
+    as_json = bool(getattr(args, "json", False))
     try:
         return dispatch(args)
     except (Interrupted, KeyboardInterrupt) as exc:
@@ -49,16 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT
     except (UsageError, InvalidParameterError) as exc:
-        error(one_line(exc))
+        error(one_line(exc), as_json=as_json, exc=exc)
         return EXIT_USAGE
-    except (SarvamError, OSError) as exc:
-        error(one_line(exc))
+    except (SarvamError, CommandError, OSError) as exc:
+        error(one_line(exc), as_json=as_json, exc=exc)
         return EXIT_FAILED
     except Exception as exc:
         if args.verbose:
             traceback.print_exc()
         error(
             f"unexpected {type(exc).__name__}: {one_line(exc)} (this is a bug: please report "
-            "it, with the output of --verbose)"
+            "it, with the output of --verbose)",
+            as_json=as_json,
+            exc=exc,
         )
         return EXIT_FAILED

@@ -161,7 +161,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument(
         "--out",
         metavar="DIR",
-        help="where to write the transcripts (default: a new temporary folder, kept)",
+        help="where to write the transcripts (default: a temporary folder, removed at the end)",
+    )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary audio and transcript folders, and print where they are",
     )
     p.add_argument(
         "--job-duration",
@@ -200,14 +205,31 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         formatter_class=_Formatter,
         description=(
             "Transcribe FILES with the batch API: jobs of up to 20 files, several at once,\n"
-            "one <name>.json per input in --out. With --manifest every step is journaled:\n"
+            "one <name>.json per input in --out. The inputs (audio formats the API documents,\n"
+            "not empty) and --out are checked before anything is sent; each job id is printed\n"
+            "as the job is created. With --manifest every step is journaled:\n"
             "run the same command again after an interruption or a failure and finished\n"
             "files are kept, created jobs are re-attached (never submitted twice) and the\n"
             "rest is sent again. Exit status 1 when any file failed (they are listed)."
         ),
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="audio files, or folders (their audio files, recursively; hidden ones skipped)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the transcripts")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="send files whose extension is not an audio format the API documents",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the job ids, every file's outcome and the summary as JSON on stdout",
+    )
     params = p.add_argument_group("job parameters")
     params.add_argument(
         "--language", metavar="CODE", help="e.g. hi-IN, ta-IN, en-IN; 'unknown' to detect"

@@ -7,6 +7,8 @@ Exit codes: 0 success, 1 failure (an API error, or any file that did not transcr
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 import sys
 from collections.abc import Coroutine
@@ -23,6 +25,10 @@ EXIT_SIGTERM = 143
 
 class UsageError(Exception):
     """A bad option value found while running (exit 2, like argparse's own errors)."""
+
+
+class CommandError(Exception):
+    """A failure the command found itself, before or between API calls (exit 1)."""
 
 
 class Interrupted(BaseException):
@@ -78,20 +84,72 @@ def run(coro: Coroutine[Any, Any, int]) -> int:
 # ----------------------------------------------------------------------------- errors
 
 
+# The library's parameter names, as the command spells them: its errors are reported in
+# the command's words (``--base-url``, not ``base_url``).
+_CLI_WORDS = {
+    "paths": "FILE",
+    "output_dir": "--out",
+    "job_id": "JOB_ID",
+    "api_key": "--api-key",
+    "base_url": "--base-url",
+    "rate_limit": "--rate-limit",
+    "max_concurrent_jobs": "--jobs-concurrency",
+    "poll_interval": "--poll-interval",
+    "job_timeout": "--job-timeout",
+    "manifest": "--manifest",
+    "language_code": "--language",
+    "model": "--model",
+    "mode": "--mode",
+    "num_speakers": "--speakers",
+    "with_diarization": "--diarize",
+    "timestamp_granularity": "--timestamps",
+    "with_timestamps": "--timestamps",
+    "prompt": "--prompt",
+    "input_audio_codec": "--codec",
+}
+_CODE_WORD = re.compile(
+    r"AsyncSarvam\(api_key=\.\.\.\)|(?:job_parameters\.)?\b("
+    + "|".join(k for k in _CLI_WORDS if "_" in k)
+    + r")\b=?"
+)
+
+
+def cli_words(text: str) -> str:
+    """``text`` with the library's parameter names replaced by the command's options."""
+    return _CODE_WORD.sub(lambda m: _CLI_WORDS[m.group(1) or "api_key"], text)
+
+
 def one_line(exc: BaseException) -> str:
-    """``exc`` as a single line, with the request id when the error carries one."""
+    """``exc`` as a single line in the command's words, with the request id if it has one."""
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     else:
         text = str(exc)
-    text = " ".join(text.split()) or type(exc).__name__
+    field = getattr(exc, "field", None)
+    if isinstance(field, str) and text.startswith(f"{field}: "):
+        name = field.removeprefix("job_parameters.")
+        text = f"{_CLI_WORDS.get(name, field)}: {text[len(field) + 2 :]}"
+    text = cli_words(" ".join(text.split())) or type(exc).__name__
     request_id = getattr(exc, "request_id", None)
     if request_id and str(request_id) not in text:
         text += f" [request_id={request_id}]"
     return text
 
 
-def error(message: str) -> None:
-    """Print ``sarvam-async: error: message`` on stderr."""
+def error(message: str, *, as_json: bool = False, exc: BaseException | None = None) -> None:
+    """Print ``sarvam-async: error: message`` on stderr; with ``as_json`` also on stdout.
+
+    The JSON form, ``{"error": {"message", "type", "request_id", "job_id"}}``, is for
+    scripts that read a ``--json`` command's stdout.
+    """
     sys.stderr.write(f"{PROG}: error: {message}\n")
     sys.stderr.flush()
+    if as_json:
+        body = {
+            "message": message,
+            "type": type(exc).__name__ if exc is not None else "UsageError",
+            "request_id": getattr(exc, "request_id", None),
+            "job_id": getattr(exc, "job_id", None),
+        }
+        sys.stdout.write(json.dumps({"error": body}, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
