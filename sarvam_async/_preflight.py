@@ -115,10 +115,18 @@ def distinct_files(paths: Iterable[Path], field: str = "paths") -> Inputs:
 
 
 def check_output_dir(folder: Path) -> None:
-    """Create ``folder`` if needed and prove a file can be written in it; blocking."""
-    if folder.exists() and not folder.is_dir():
+    """Create ``folder`` if needed and prove a file can be written in it; blocking.
+
+    Raises InvalidParameterError (field ``output_dir``) naming what is in the way: a file
+    where the folder or one of its parents should be, or a folder that is not writable.
+    """
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == folder else f"cannot be made: {existing} is a file"
         raise InvalidParameterError(
-            "output_dir", f"{folder} is a file; give a folder for the transcripts"
+            "output_dir", f"{folder} {where}, not a folder; give a folder for the transcripts"
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -104,8 +104,8 @@ async def test_an_output_dir_that_cannot_hold_files_fails_before_any_request(
     audio = [_wav(tmp_path / "a.wav")]
     a_file = tmp_path / "taken"
     a_file.write_text("not a folder")
-    await _refused(client, emulator, audio, a_file, "is a file; give a folder")
-    await _refused(client, emulator, audio, a_file / "sub", "cannot write in")
+    await _refused(client, emulator, audio, a_file, "is a file, not a folder; give a folder")
+    await _refused(client, emulator, audio, a_file / "sub", f"cannot be made: {a_file} is a file")
     assert a_file.read_text() == "not a folder"
 
 

@@ -86,8 +86,10 @@ async def test_an_unusable_output_folder_is_refused_before_any_request(
         cli("transcribe", str(wav), "--out", str(afile), env=env),
     )
     assert inside.code == itself.code == 2
-    assert "is a file, not a folder" in _one_clear_line(inside.err)
-    assert f"--out {afile} is a file, not a folder" in _one_clear_line(itself.err)
+    assert f"--out: {afile / 'out'} cannot be made: {afile} is a file, not a folder" in (
+        _one_clear_line(inside.err)
+    )
+    assert f"--out: {afile} is a file, not a folder" in _one_clear_line(itself.err)
     assert emulator.requests == []
 
 

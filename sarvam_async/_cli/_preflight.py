@@ -18,8 +18,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .._constants import CLI_CONNECT_CHECK_TIMEOUT
+from .._preflight import check_output_dir
 from .._storage import AUDIO_EXTENSIONS
-from ._runner import CommandError, UsageError
+from ..errors import InvalidParameterError
+from ._runner import CommandError, UsageError, one_line
 
 __all__ = ["Inputs", "check_output_folder", "check_reachable", "collect_inputs"]
 
@@ -131,25 +133,16 @@ def _names(names: list[str]) -> str:
     return shown
 
 
-def check_output_folder(folder: Path, option: str = "--out") -> None:
-    """Raise UsageError unless ``folder`` is, or can be made as, a writable folder.
+def check_output_folder(folder: Path) -> None:
+    """Make sure paid results have somewhere to go, before the first request.
 
-    Checked before the first request, so that paid results always have somewhere to go.
-    (The library checks its ``output_dir`` too; this one speaks the command's words.)
+    The library's own check of ``output_dir``; its typed error is reported in the command's
+    words (``--out``).
     """
-    probe = folder
-    while True:
-        if probe.exists():
-            break
-        if probe.parent == probe:
-            raise UsageError(f"{option} {folder}: no part of this path exists")
-        probe = probe.parent
-    if not probe.is_dir():
-        where = "is a file" if probe == folder else f"cannot be made: {probe} is a file"
-        raise UsageError(f"{option} {folder} {where}, not a folder; name a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        what = "is not writable" if probe == folder else f"cannot be made: {probe} is not writable"
-        raise UsageError(f"{option} {folder} {what}; name a folder you can write to")
+    try:
+        check_output_dir(folder)
+    except InvalidParameterError as exc:
+        raise UsageError(one_line(exc)) from None
 
 
 async def check_reachable(base_url: str, option_hint: str) -> None:
