@@ -1,7 +1,7 @@
 """A throwaway ``redis-server`` on a free loopback port, for the shared-limiter tests.
 
 Debian's ``redis-server`` package provides the binary. Without it the tests that need it
-skip, unless ``SARVAM_ASYNC_REQUIRE_REDIS`` is set (CI sets it): then they fail.
+skip, unless ``SARVAM_ASYNC_REQUIRE_EXTRAS`` is set (CI sets it): then they fail.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class RedisServer:
     def __init__(self, folder: Path) -> None:
         if BINARY is None:
             message = "redis-server is not installed (apt-get install redis-server)"
-            if os.environ.get("SARVAM_ASYNC_REQUIRE_REDIS"):
+            if os.environ.get("SARVAM_ASYNC_REQUIRE_EXTRAS"):
                 pytest.fail(message)
             pytest.skip(message)
         self.folder = folder
