@@ -103,6 +103,7 @@ async def test_a_retry_after_seen_by_one_client_holds_the_other(
             if await store.hget(account_key(KEY), "hold"):
                 break
             await asyncio.sleep(0.01)
+        assert await store.hget(account_key(KEY), "hold")
         await b.speech_to_text_job.get_status(job)
         assert b.stats.hold_seconds == 0.0
     refused, held = emu.calls("status")
@@ -130,6 +131,7 @@ async def test_one_learned_rate_for_every_client(
             if await store.hget(account_key(KEY), "ceil"):
                 break
             await asyncio.sleep(0.01)
+        assert await store.hget(account_key(KEY), "ceil")
         await b.speech_to_text_job.get_status(job)  # b was never refused
         assert b.stats.rate_per_minute == pytest.approx(before * 0.5)
     state = await store.hgetall(account_key(KEY))
