@@ -11,7 +11,8 @@ import logging
 from . import errors
 from ._client import AsyncSarvam
 from ._constants import VERSION as __version__
-from ._limiter import ClientStats
+from ._limiter import ClientStats, SharedLimiter
+from ._redis_limiter import RedisRateLimiter
 from ._retry import RetryPolicy
 from ._types import USE_CLIENT_DEFAULT
 from .models import (
@@ -69,7 +70,9 @@ __all__ = [
     "JobState",
     "JobStatusResponse",
     "Mode",
+    "RedisRateLimiter",
     "RetryPolicy",
+    "SharedLimiter",
     "SpeechToTextJobParameters",
     "SpeechToTextLanguage",
     "SpeechToTextModel",

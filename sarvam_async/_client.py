@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _constants as C
-from ._limiter import ClientStats, Limiter
+from ._limiter import ClientStats, Limiter, SharedLimiter
 from ._resources import SpeechToTextJobResource, SpeechToTextTranslateJobResource
 from ._retry import RetryPolicy
 from ._storage import StorageAccess, TransferLimits
@@ -50,6 +50,8 @@ class AsyncSarvam:
     ``max_connections`` the pool size and the bound on API calls in flight; ``rate_limit``
     (requests per minute) starts the adaptive limiter at your plan's rate;
     ``adaptive_rate=False`` turns pacing off and keeps only the bound on calls in flight.
+    ``rate_limiter`` (a :class:`RedisRateLimiter`) paces every process of the account from
+    one shared budget; the adaptive limiter then paces only while it is unreachable.
     ``download_lag_timeout`` is how long download-files' "not in COMPLETED state" right
     after a job finished is waited out (0: not at all).
 
@@ -84,6 +86,7 @@ class AsyncSarvam:
         max_transfers: int = C.STORAGE_CONCURRENCY * 2,
         rate_limit: float | None = None,
         adaptive_rate: bool = True,
+        rate_limiter: SharedLimiter | None = None,
         download_lag_timeout: float = C.DOWNLOAD_LAG_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -140,8 +143,13 @@ class AsyncSarvam:
         self._closing: set[asyncio.Task[None]] = set()
         self._keeper: AsyncGenerator[None, None] | None = None
         api_headers = {"User-Agent": C.USER_AGENT, **(headers or {}), C.API_KEY_HEADER: key}
+        if rate_limiter is not None:
+            rate_limiter.attach(key)
         self._limiter = Limiter(
-            max_in_flight=max_connections, rate_limit=rate_limit, adaptive=adaptive_rate
+            max_in_flight=max_connections,
+            rate_limit=rate_limit,
+            adaptive=adaptive_rate,
+            shared=rate_limiter,
         )
         policy = retry if retry is not None else RetryPolicy()
         self._transport = Transport(

@@ -73,6 +73,41 @@ RATE_BACKGROUND_DECAY = 0.2
 RATE_MIN = 1.0 / 60.0
 """The slowest pace: one call a minute, so a client always probes again."""
 
+# Shared account limiter over Redis (see _redis_limiter.py) ------------------------------
+SHARED_KEY_PREFIX = "sarvam_async:rate"
+"""Prefix of the limiter's Redis keys; the account part after it is a hash, never the key."""
+SHARED_KEY_TTL = 600.0
+"""Seconds an account's state outlives its last call: long enough that a fleet pausing between
+batches keeps the rate it learned, short enough that an abandoned account's key goes away."""
+SHARED_REDIS_TIMEOUT = 0.25
+"""Longest wait for one Redis round trip (a healthy one takes well under a millisecond on a
+LAN); past it Redis counts as down and the process paces itself, so a slow store costs at
+most this much, once, per outage."""
+SHARED_REJOIN_INTERVAL = 5.0
+"""Seconds between attempts to reach Redis again while it is down: a restarted server is
+re-joined within seconds, and a dead one costs one failed round trip per interval."""
+SHARED_START_RATE = 2.0
+"""Requests per second the account is paced at before anything is known (no plan given):
+the bottom of Sarvam's plans' range times six, doubled each busy round until refused."""
+SHARED_PLAN_HEADROOM = 0.98
+"""A known plan is paced at this share of it: arrivals jitter by milliseconds, and a bucket of
+one token refuses a call that comes a hair early; 2 % under is enough to never meet it."""
+SHARED_EXIT_FACTOR = 0.5
+"""The first refusal halves the doubling rate: the rate before the last doubling was taken."""
+SHARED_CUT_FACTOR = 0.9
+"""A refusal once the limit is near cuts the shared rate by 10 %: under the limit, so the
+account's bucket refills, without giving up much of the plan."""
+SHARED_CATCH_UP_GAIN = 0.1
+"""Growth per busy round back to the rate that was refused, times the cut: a few rounds."""
+SHARED_PROBE_GAIN = 0.01
+"""Growth per busy round past it: finds freed capacity, slowly enough to refuse rarely."""
+SHARED_ROUND_SECONDS = 1.0
+"""Shortest time between two changes of the shared rate: the account's token bucket refills
+per second, and refusals of calls sent before a cut must not cut again."""
+SHARED_MAX_RATE = 1000.0
+"""Highest shared pace, in requests per second, a learned rate may reach: far above any plan,
+it only keeps a rate from growing without bound on an unlimited account."""
+
 # Storage (presigned URLs) ---------------------------------------------------------------
 STORAGE_STALL_TIMEOUT = 300.0
 """Seconds without progress, in either direction, before a storage transfer is abandoned.

@@ -10,6 +10,11 @@ whole fan-out. A call waits no later than its deadline: past it, ``acquire`` rai
 When nothing waits, an acquire is a comparison, a clock read and a small object; the queue
 is only built when calls must wait. Futures are made on the loop that awaits them, so the
 gate binds to no event loop.
+
+A :class:`SharedLimiter` (``AsyncSarvam(rate_limiter=...)``) paces the calls of many
+processes from one budget. While it is ``joined``, the gate keeps only the bound on calls in
+flight and asks it for each call's turn; the local controller still hears every answer, and
+paces again whenever the shared limiter has left (its store is down).
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ._ratecontrol import Phase, RateController, Signal, Ticket
 from .errors import ClientClosedError
 
-__all__ = ["ClientStats", "Limiter", "Overdue"]
+__all__ = ["ClientStats", "Limiter", "Overdue", "SharedLimiter"]
 
 
 class Overdue(Exception):
@@ -35,6 +41,41 @@ class Overdue(Exception):
         self.waited = waited
 
 
+class SharedLimiter(Protocol):
+    """A rate budget shared with other processes: the gate's one seam to it.
+
+    ``turn`` never raises for a failure of the shared store: it leaves (``joined`` turns
+    False, the local controller paces) and lets the call go.
+    """
+
+    def attach(self, api_key: str) -> None:
+        """Called once by the client with its API key (to hash, never to keep)."""
+        ...
+
+    @property
+    def joined(self) -> bool:
+        """True while the shared budget paces calls (cheap: read on every acquire)."""
+        ...
+
+    async def turn(self, timeout: float) -> None:
+        """Wait for this call's turn; raises Overdue when it would come after ``timeout``."""
+        ...
+
+    def on_answer(self, signal: Signal, retry_after: float | None) -> None:
+        """Hear what one answer said; a rate refusal and its hint reach every process."""
+        ...
+
+    @property
+    def pace_per_minute(self) -> float | None:
+        """The shared pace, as last seen (None: not known yet)."""
+        ...
+
+    @property
+    def hold_seconds(self) -> float:
+        """How long a shared ``Retry-After`` still holds calls."""
+        ...
+
+
 @dataclass(frozen=True)
 class ClientStats:
     """A snapshot of a client's traffic and rate control, from ``client.stats``.
@@ -42,7 +83,8 @@ class ClientStats:
     ``requests`` counts API attempts sent, ``successes`` 2xx answers, ``throttled`` 429 and
     503 answers, ``retries`` attempts beyond a call's first; ``in_flight`` and ``queued``
     are attempts now. ``phase`` is ``"start"`` (unpaced, at most ``window`` calls in
-    flight), ``"paced"`` (``rate_per_minute`` is the pace) or ``"off"``
+    flight), ``"paced"`` (``rate_per_minute`` is the pace), ``"shared"`` (a shared
+    ``rate_limiter`` paces; ``rate_per_minute`` is the account's shared pace) or ``"off"``
     (``adaptive_rate=False``). ``background_refusals`` is the share of refusals judged to
     come whatever the pace; ``hold_seconds`` how long a ``Retry-After`` still holds calls.
     """
@@ -83,9 +125,11 @@ class Limiter:
         max_in_flight: int,
         rate_limit: float | None = None,
         adaptive: bool = True,
+        shared: SharedLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.control = RateController(rate_limit=rate_limit, clock=clock) if adaptive else None
+        self.shared = shared
         self._max = max_in_flight
         self._clock = clock
         self._waiters: collections.deque[_Waiter] = collections.deque()
@@ -103,7 +147,9 @@ class Limiter:
         if self._in_flight >= self._max:
             return math.inf
         control = self.control
-        return 0.0 if control is None else control.next_send(self._in_flight)
+        if control is None or (self.shared is not None and self.shared.joined):
+            return 0.0
+        return control.next_send(self._in_flight)
 
     def _go(self, waited: bool) -> Ticket | None:
         self._in_flight += 1
@@ -118,6 +164,20 @@ class Limiter:
         ``retry`` marks a repeated attempt: counted, and queued ahead of first attempts.
         Raises ClientClosedError once ``close()`` has run.
         """
+        shared = self.shared
+        if shared is None or not shared.joined:
+            return await self._acquire(timeout, retry)
+        started = self._clock()
+        ticket = await self._acquire(timeout, retry)  # only the bound on calls in flight
+        try:
+            await shared.turn(timeout - (self._clock() - started))
+        except BaseException:
+            self.requests -= 1  # it never went
+            self.release(ticket, Signal.NO_SIGNAL, None)
+            raise
+        return ticket
+
+    async def _acquire(self, timeout: float, retry: bool) -> Ticket | None:
         if self._closed:
             raise ClientClosedError("the client was closed while this call waited")
         if retry:
@@ -203,6 +263,8 @@ class Limiter:
                 self.throttled += 1
         if ticket is not None and self.control is not None:
             self.control.on_answer(ticket, signal, retry_after)
+        if self.shared is not None and signal is not Signal.NO_SIGNAL:
+            self.shared.on_answer(signal, retry_after)
         if self._waiters:
             self._wake()
 
@@ -236,6 +298,10 @@ class Limiter:
             window = control.window if control.phase is Phase.START else None
             background = control.background
             hold = max(0.0, control.hold_until - self._clock())
+        shared = self.shared
+        if shared is not None and shared.joined:
+            phase, rate, window = "shared", shared.pace_per_minute, None
+            hold = shared.hold_seconds
         return ClientStats(
             requests=self.requests,
             successes=self.successes,

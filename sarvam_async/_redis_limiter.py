@@ -1,0 +1,382 @@
+"""One account's rate budget shared by every process through Redis (the ``redis`` extra).
+
+Each call's turn is one atomic round trip: a Lua script implementing GCRA (one "theoretical
+arrival time" per account) reserves the next slot at the account's pace and answers how long
+to wait for it. Only one call per process holds a reservation at a time, so the processes
+take turns and a change of pace reaches every one of them within a slot. The account's state
+is one Redis hash, ``sarvam_async:rate:{<hash>}``, expiring ``key_ttl`` after its last use:
+
+======== ===================================================================================
+field    meaning
+======== ===================================================================================
+tat      when the next slot is free (Redis server time, so hosts' clocks never matter)
+hold     no slot before this: a ``Retry-After`` one process was given holds all of them
+rate     the learned pace, requests per second (unused when the plan is known)
+ceil     the refused rate times the cut: growth is quick below it, slow past it
+changed  when the learned pace last moved: it grows once per round at most
+cut      when it was last cut: refusals within a round of a cut are of calls sent before it
+======== ===================================================================================
+
+The pace is the known plan (``rate_limit=``, paced ``SHARED_PLAN_HEADROOM`` under it), else
+learned for the whole account: from ``SHARED_START_RATE`` it doubles each round in which
+calls waited for it, until a refusal halves it; after that each refusal cuts it by
+``SHARED_CUT_FACTOR`` and busy rounds grow it back, quickly to ``ceil``, slowly past it.
+
+If Redis fails or takes longer than ``timeout``, the process leaves: one WARNING, the
+client's own controller paces it, and every ``rejoin_interval`` one call tries Redis again.
+A call never waits on Redis past its own deadline, and nothing the store does raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _constants as C
+from ._limiter import Overdue
+from ._ratecontrol import Signal
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisRateLimiter", "account_key"]
+
+logger = logging.getLogger("sarvam_async")
+
+_FOREVER = 1e9  # seconds: "no deadline" as a number Lua reads
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function num(x) return string.format('%.17g', x) end
+"""
+
+_TURN = (
+    _NOW
+    + """
+local plan, max_wait, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'hold', 'changed', 'ceil')
+local hold = tonumber(s[3]) or 0
+local rate = plan
+if plan <= 0 then rate = tonumber(s[2]) or tonumber(ARGV[4]) end
+local at = math.max(tonumber(s[1]) or now, now, hold)
+local wait = at - now
+if wait > max_wait then
+  return {0, num(wait), num(rate), num(math.max(0, hold - now))}
+end
+if plan <= 0 then
+  if wait > 0 and now - (tonumber(s[4]) or 0) >= tonumber(ARGV[5]) then
+    local ceil = tonumber(s[5])
+    if not ceil then
+      rate = rate * 2
+    elseif rate < ceil then
+      rate = math.min(ceil, rate * (1 + tonumber(ARGV[6])))
+    else
+      rate = rate * (1 + tonumber(ARGV[7]))
+    end
+    rate = math.min(rate, tonumber(ARGV[8]))
+    redis.call('HSET', KEYS[1], 'changed', num(now))
+  end
+  redis.call('HSET', KEYS[1], 'rate', num(rate))
+end
+redis.call('HSET', KEYS[1], 'tat', num(at + 1 / rate))
+redis.call('PEXPIRE', KEYS[1], math.ceil((ttl + wait) * 1000))
+return {1, num(wait), num(rate), num(math.max(0, hold - now))}
+"""
+)
+"""ARGV: plan/s (0: learn), max wait s, ttl s, start rate, round s, catch-up, probe, max rate.
+Returns {granted, wait s, rate/s, hold left s}."""
+
+_REFUSED = (
+    _NOW
+    + """
+local learn, retry_after, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', KEYS[1], 'rate', 'cut', 'ceil', 'hold', 'tat')
+local hold = tonumber(s[4]) or 0
+if retry_after > 0 and now + retry_after > hold then
+  hold = now + retry_after
+  redis.call('HSET', KEYS[1], 'hold', num(hold))
+end
+local rate = tonumber(s[1])
+if learn == 1 and rate and now - (tonumber(s[2]) or 0) >= tonumber(ARGV[4]) then
+  local cut = tonumber(ARGV[6])
+  local factor = cut
+  if not tonumber(s[3]) then factor = tonumber(ARGV[5]) end
+  redis.call('HSET', KEYS[1], 'ceil', num(rate * cut), 'rate', num(rate * factor),
+             'changed', num(now), 'cut', num(now))
+end
+local tat = tonumber(s[5]) or now
+redis.call('PEXPIRE', KEYS[1], math.ceil((ttl + math.max(0, hold - now, tat - now)) * 1000))
+return 1
+"""
+)
+"""ARGV: learn (1/0), Retry-After s (0: none), ttl s, round s, exit factor, cut factor."""
+
+
+_SHA = {src: hashlib.sha1(src.encode()).hexdigest() for src in (_TURN, _REFUSED)}
+
+
+def account_key(account: str) -> str:
+    """The Redis key of an account's state: a hash of its name (or API key), never the name."""
+    digest = hashlib.sha256(b"sarvam_async rate account\0" + account.encode()).hexdigest()
+    return f"{C.SHARED_KEY_PREFIX}:{{{digest[:32]}}}"
+
+
+class RedisRateLimiter:
+    """An account-wide rate budget in Redis, for ``AsyncSarvam(rate_limiter=...)``.
+
+    ``redis`` is a ``redis.asyncio.Redis`` (yours to close) or a URL such as
+    ``"redis://host:6379/0"`` (closed by ``aclose()`` / ``async with``). Every process whose
+    clients use the same Redis and account draw from one budget. ``account`` names it; left
+    out, it is the client's API key, hashed (keys of one account then need ``account=``).
+    ``rate_limit`` is the account's plan in requests per minute; left out, one rate is
+    learned for the whole account from its refusals. ``key_ttl`` is how long the account's
+    state outlives its last call; ``timeout`` the longest wait for Redis before this
+    process leaves it and paces itself, ``rejoin_interval`` how often it tries again.
+
+    Raises ConfigurationError when the ``redis`` extra is missing or an option is invalid.
+    """
+
+    def __init__(
+        self,
+        redis: Redis | str,
+        *,
+        account: str | None = None,
+        rate_limit: float | None = None,
+        key_ttl: float = C.SHARED_KEY_TTL,
+        timeout: float = C.SHARED_REDIS_TIMEOUT,
+        rejoin_interval: float = C.SHARED_REJOIN_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        try:
+            from redis.asyncio import Redis as _Redis
+        except ImportError:
+            raise ConfigurationError(
+                "RedisRateLimiter needs the redis client: pip install 'sarvam-async[redis]'"
+            ) from None
+        if rate_limit is not None and not rate_limit > 0:
+            raise ConfigurationError("rate_limit is requests per minute and must be positive")
+        if not (key_ttl > 0 and timeout > 0 and rejoin_interval >= 0):
+            raise ConfigurationError(
+                "key_ttl and timeout must be positive seconds, rejoin_interval 0 or more"
+            )
+        if account is not None and not account:
+            raise ConfigurationError("account must be a non-empty name (or None: the API key)")
+        self._url = redis if isinstance(redis, str) else None
+        self._redis: Redis | None = None if isinstance(redis, str) else redis
+        self._redis_class = _Redis
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self._key = None if account is None else account_key(account)
+        self._named = account is not None
+        self._plan = 0.0 if rate_limit is None else rate_limit / 60.0 * C.SHARED_PLAN_HEADROOM
+        self._ttl = key_ttl
+        self._timeout = timeout
+        self._rejoin = rejoin_interval
+        self._clock = clock
+        self._down = False
+        self._retry_at = -math.inf
+        self._hold_until = -math.inf
+        self._rate: float | None = self._plan or None
+        self._reporting: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        state = "left (pacing locally)" if self._down else "joined"
+        return f"RedisRateLimiter(key={self._key!r}, {state})"
+
+    # --------------------------------------------------------------- the gate's seam
+
+    def attach(self, api_key: str) -> None:
+        """Called by the client with its API key: names the account by the key's hash.
+
+        Raises ConfigurationError when one limiter without ``account=`` serves two keys.
+        """
+        if self._named:
+            return
+        key = account_key(api_key)
+        if self._key is not None and self._key != key:
+            raise ConfigurationError(
+                "this RedisRateLimiter already serves another API key; pass account= to "
+                "share one budget between keys of the same account"
+            )
+        self._key = key
+
+    @property
+    def joined(self) -> bool:
+        """True while the shared budget paces calls, or when it is time to try Redis again."""
+        return not self._down or self._clock() >= self._retry_at
+
+    @property
+    def pace_per_minute(self) -> float | None:
+        """The account's shared pace as last seen, requests per minute."""
+        return None if self._rate is None else self._rate * 60.0
+
+    @property
+    def hold_seconds(self) -> float:
+        """How long a shared ``Retry-After`` still holds this process's calls."""
+        return max(0.0, self._hold_until - self._clock())
+
+    async def turn(self, timeout: float) -> None:
+        """Wait for this call's slot in the account's budget (see the module docstring).
+
+        Raises Overdue when the slot would come after ``timeout`` seconds; never raises
+        for Redis: the process leaves and the call goes.
+        """
+        started = self._clock()
+        lock = self._bind()
+        if lock.locked() and timeout < math.inf:
+            try:
+                await asyncio.wait_for(lock.acquire(), max(timeout, 0.0))
+            except asyncio.TimeoutError:
+                raise Overdue(self._clock() - started) from None
+        else:
+            await lock.acquire()
+        try:
+            if self._down and self._clock() < self._retry_at:
+                return  # another call found Redis down while this one queued
+            hold = self._hold_until - self._clock()
+            if hold > 0:  # this process's own refusal, before Redis has it
+                if hold > timeout - (self._clock() - started):
+                    raise Overdue(self._clock() - started)
+                await asyncio.sleep(hold)
+            left = timeout - (self._clock() - started)
+            if left <= 0:
+                raise Overdue(self._clock() - started)
+            reply = await self._ask(left)
+            if reply is None:
+                return
+            granted, wait, rate, hold_left = (float(x) for x in reply)
+            self._rate = rate
+            if hold_left > 0:
+                self._hold_until = max(self._hold_until, self._clock() + hold_left)
+            if not granted:
+                raise Overdue(self._clock() - started)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        finally:
+            lock.release()
+
+    def on_answer(self, signal: Signal, retry_after: float | None) -> None:
+        """Hear one answer: a rate refusal holds this process now and every process soon."""
+        if signal is not Signal.RATE_LIMITED:
+            return
+        hint = retry_after if retry_after is not None and retry_after > 0 else 0.0
+        hint = min(hint, C.RETRY_MAX_RETRY_AFTER)
+        if hint:
+            self._hold_until = max(self._hold_until, self._clock() + hint)
+        if self._down or (self._reporting is not None and not self._reporting.done()):
+            return  # one report at a time: a burst of refusals is one event
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._reporting = loop.create_task(self._report(hint))
+
+    # --------------------------------------------------------------- Redis
+
+    def _bind(self) -> asyncio.Lock:
+        """The lock and connection of the running loop (a URL's client is rebuilt per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._lock = asyncio.Lock()
+            if self._url is not None:
+                self._redis = self._redis_class.from_url(
+                    self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
+                )
+        return self._lock
+
+    async def _ask(self, left: float) -> list[Any] | None:
+        """One round trip of the turn script; None when Redis failed (the process left)."""
+        budget = min(self._timeout, left)
+        try:
+            reply = await asyncio.wait_for(
+                self._script(
+                    _TURN,
+                    self._plan,
+                    min(left, _FOREVER),
+                    self._ttl,
+                    C.SHARED_START_RATE,
+                    C.SHARED_ROUND_SECONDS,
+                    C.SHARED_CATCH_UP_GAIN,
+                    C.SHARED_PROBE_GAIN,
+                    C.SHARED_MAX_RATE,
+                ),
+                budget,
+            )
+        except asyncio.TimeoutError as exc:
+            self._leave(exc)  # slower than this call could afford: pace locally for now
+            if budget < self._timeout:  # the call's own deadline came first
+                raise Overdue(left) from None
+            return None
+        except Exception as exc:  # any failure of the store: never the caller's problem
+            self._leave(exc)
+            return None
+        if self._down:
+            self._down = False
+            logger.info("shared rate limiter: Redis answers again; pacing from the shared budget")
+        return list(reply)
+
+    async def _report(self, hint: float) -> None:
+        try:
+            await asyncio.wait_for(
+                self._script(
+                    _REFUSED,
+                    0 if self._plan else 1,
+                    hint,
+                    self._ttl,
+                    C.SHARED_ROUND_SECONDS,
+                    C.SHARED_EXIT_FACTOR,
+                    C.SHARED_CUT_FACTOR,
+                ),
+                self._timeout,
+            )
+        except Exception as exc:
+            self._leave(exc)
+
+    async def _script(self, source: str, *args: float) -> Any:
+        """Run a script by its hash (one round trip), sending its text once per server."""
+        from redis.exceptions import NoScriptError
+
+        redis = self._redis
+        key = self._key
+        if redis is None or key is None:
+            raise ConfigurationError("the limiter is not attached to a client")
+        try:
+            return await redis.evalsha(_SHA[source], 1, key, *args)
+        except NoScriptError:
+            return await redis.eval(source, 1, key, *args)
+
+    def _leave(self, exc: BaseException) -> None:
+        self._retry_at = self._clock() + self._rejoin
+        if not self._down:
+            self._down = True
+            # the class only: a message may carry the server's address or password
+            logger.warning(
+                "shared rate limiter: Redis failed (%s); this process paces itself until it "
+                "answers again (tried every %gs)",
+                type(exc).__name__,
+                self._rejoin,
+            )
+
+    async def aclose(self) -> None:
+        """Close the Redis client made from a URL (one passed in is left to its owner)."""
+        task, self._reporting = self._reporting, None
+        if task is not None and not task.done():
+            task.cancel()
+        if self._url is not None and self._redis is not None:
+            redis, self._redis = self._redis, None
+            self._loop = None
+            await redis.aclose()
+
+    async def __aenter__(self) -> RedisRateLimiter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

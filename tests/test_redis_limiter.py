@@ -1,0 +1,262 @@
+"""The shared account limiter against a real redis-server and the emulator, both on loopback.
+
+Two clients with their own ``RedisRateLimiter`` stand for two processes: they share nothing
+but the Redis server. Time bounds here are lower bounds set by pacing (a broken limiter goes
+faster), or the limiter's own Redis timeout as an upper bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from sarvam_async import (
+    AsyncSarvam,
+    RedisRateLimiter,
+    RetryPolicy,
+    SpeechToTextJobParameters,
+)
+from sarvam_async._redis_limiter import account_key
+from sarvam_async.errors import APITimeoutError, TooManyRequestsError
+from sarvam_async.testing import Emulator
+
+from .conftest import KEY
+from .redis_server import RedisServer
+
+PARAMS = SpeechToTextJobParameters(language_code="hi-IN")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            server.resume()  # a frozen server does not die of SIGKILL until it runs
+        server.kill()
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A plain Redis client for looking at what the limiter stored."""
+    r = Redis.from_url(redis_server.url)
+    try:
+        yield r
+    finally:
+        await r.aclose()
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator(api_key=KEY) as e:
+        yield e
+
+
+async def _job(client: AsyncSarvam) -> str:
+    return (await client.speech_to_text_job.initialise(job_parameters=PARAMS)).job_id
+
+
+async def test_two_clients_share_one_budget(
+    redis_server: RedisServer, emu: Emulator, store: Redis
+) -> None:
+    plan = 3000.0  # requests a minute for the account: one call per 20 ms
+    async with (
+        RedisRateLimiter(redis_server.url, rate_limit=plan) as one,
+        RedisRateLimiter(redis_server.url, rate_limit=plan) as two,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=one) as a,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=two) as b,
+    ):
+        job = await _job(a)
+        calls = [c.speech_to_text_job.get_status(job) for c in (a, b) for _ in range(10)]
+        await asyncio.gather(*calls)
+        assert a.stats.phase == b.stats.phase == "shared"
+        assert a.stats.rate_per_minute == pytest.approx(plan * 0.98)
+    times = sorted(c.time for c in emu.calls("status"))
+    assert len(times) == 20
+    # 20 calls of one budget need 19 intervals; each client alone would allow twice the pace
+    assert times[-1] - times[0] >= 19 * 60.0 / (plan * 0.98) * 0.9
+    keys = [k async for k in store.scan_iter()]
+    assert keys == [account_key(KEY).encode()]
+
+
+async def test_a_retry_after_seen_by_one_client_holds_the_other(
+    redis_server: RedisServer, emu: Emulator, store: Redis
+) -> None:
+    async with (
+        RedisRateLimiter(redis_server.url, rate_limit=6000) as one,
+        RedisRateLimiter(redis_server.url, rate_limit=6000) as two,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=one) as a,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=two) as b,
+    ):
+        job = await _job(a)
+        emu.fail_next("status", status=429, retry_after_ms=400)
+        with pytest.raises(TooManyRequestsError):
+            await a.speech_to_text_job.get_status(job, retry=RetryPolicy.disabled())
+        for _ in range(200):  # the refusal reaches Redis in the background
+            if await store.hget(account_key(KEY), "hold"):
+                break
+            await asyncio.sleep(0.01)
+        assert await store.hget(account_key(KEY), "hold")
+        await b.speech_to_text_job.get_status(job)
+        assert b.stats.hold_seconds == 0.0
+    refused, held = emu.calls("status")
+    assert refused.status == 429 and held.status == 200
+    assert held.time - refused.time >= 0.4 * 0.9  # b, which was never refused, waited too
+
+
+async def test_one_learned_rate_for_every_client(
+    redis_server: RedisServer, emu: Emulator, store: Redis
+) -> None:
+    async with (
+        RedisRateLimiter(redis_server.url) as one,
+        RedisRateLimiter(redis_server.url) as two,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=one) as a,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=two) as b,
+    ):
+        job = await _job(a)
+        await b.speech_to_text_job.get_status(job)
+        before = b.stats.rate_per_minute
+        assert before is not None
+        emu.fail_next("status", status=429)
+        with pytest.raises(TooManyRequestsError):
+            await a.speech_to_text_job.get_status(job, retry=RetryPolicy.disabled())
+        for _ in range(200):
+            if await store.hget(account_key(KEY), "ceil"):
+                break
+            await asyncio.sleep(0.01)
+        assert await store.hget(account_key(KEY), "ceil")
+        await b.speech_to_text_job.get_status(job)  # b was never refused
+        assert b.stats.rate_per_minute == pytest.approx(before * 0.5)
+    state = await store.hgetall(account_key(KEY))
+    assert float(state[b"rate"]) * 60 == pytest.approx(before * 0.5)
+
+
+async def test_fallback_when_redis_dies_and_rejoin_after(
+    redis_server: RedisServer, emu: Emulator, store: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sarvam_async")
+    limiter = RedisRateLimiter(redis_server.url, rate_limit=6000, timeout=0.5, rejoin_interval=0.05)
+    async with limiter, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
+        job = await _job(c)
+        await asyncio.gather(*(c.speech_to_text_job.get_status(job) for _ in range(5)))
+        assert c.stats.phase == "shared"
+
+        redis_server.kill()
+        for _ in range(3):  # every call succeeds; the process paces itself
+            await asyncio.gather(*(c.speech_to_text_job.get_status(job) for _ in range(5)))
+            assert c.stats.phase == "start"
+            await asyncio.sleep(0.06)  # past the rejoin interval: each round tries Redis
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1 and "Redis failed (ConnectionError)" in warnings[0].message
+
+        redis_server.start()  # empty, on the same port
+        await asyncio.sleep(0.06)
+        await asyncio.gather(*(c.speech_to_text_job.get_status(job) for _ in range(5)))
+        assert c.stats.phase == "shared"
+        assert any("answers again" in r.message for r in caplog.records)
+        assert await store.exists(account_key(KEY))
+    assert all(call.status == 200 for call in emu.calls("status"))
+    assert len(emu.calls("status")) == 25
+
+
+async def test_a_frozen_redis_costs_at_most_its_timeout(
+    redis_server: RedisServer, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RedisRateLimiter(redis_server.url, rate_limit=6000, timeout=0.3)
+    async with limiter, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
+        job = await _job(c)
+        redis_server.pause()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.gather(*(c.speech_to_text_job.get_status(job) for _ in range(5)))
+        assert loop.time() - started < 3.0  # one Redis timeout, not one per call
+        assert c.stats.phase == "start"
+        # a call's own deadline is shorter than the limiter's timeout: it is never exceeded
+        slow = RedisRateLimiter(redis_server.url, rate_limit=6000, timeout=30.0)
+        async with slow, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=slow) as d:
+            started = loop.time()
+            await d.speech_to_text_job.get_status(job, timeout=0.3)  # retried, paced locally
+            assert loop.time() - started < 10.0
+            assert d.stats.phase == "start"
+        redis_server.resume()
+    assert "Redis failed (TimeoutError)" in caplog.text
+
+
+async def test_a_call_is_never_queued_past_its_deadline(
+    redis_server: RedisServer, emu: Emulator
+) -> None:
+    limiter = RedisRateLimiter(redis_server.url, rate_limit=1)  # one call a minute
+    async with limiter, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
+        job = await _job(c)
+        policy = RetryPolicy(deadline=0.2)
+        with pytest.raises(APITimeoutError) as info:
+            await c.speech_to_text_job.get_status(job, retry=policy)
+        assert info.value.request_sent is False
+        assert c.stats.in_flight == 0 and c.stats.phase == "shared"
+    assert emu.calls("status") == []
+
+
+async def test_keys_expire(redis_server: RedisServer, emu: Emulator, store: Redis) -> None:
+    limiter = RedisRateLimiter(redis_server.url, rate_limit=6000, key_ttl=0.3)
+    async with limiter, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
+        await _job(c)
+        key = account_key(KEY)
+        ttl = await store.pttl(key)
+        assert 0 < ttl <= 400
+        for _ in range(300):
+            if not await store.exists(key):
+                break
+            await asyncio.sleep(0.01)
+        assert [k async for k in store.scan_iter()] == []
+
+
+async def _monitor(port: int, seen: list[bytes]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"MONITOR\r\n")
+    try:
+        while line := await reader.readline():
+            seen.append(line)
+    finally:
+        writer.close()
+
+
+async def test_the_api_key_never_reaches_redis(
+    redis_server: RedisServer, emu: Emulator, store: Redis, tmp_path: Path
+) -> None:
+    seen: list[bytes] = []
+    watcher = asyncio.create_task(_monitor(redis_server.port, seen))
+    for _ in range(100):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    async with (
+        RedisRateLimiter(redis_server.url) as one,
+        RedisRateLimiter(redis_server.url) as two,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=one) as a,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=two) as b,
+    ):
+        job = await _job(a)
+        emu.fail_next("status", count=2, status=429, retry_after_ms=50)  # the refusal path too
+        await asyncio.gather(*(c.speech_to_text_job.get_status(job) for c in (a, b)))
+        audio = tmp_path / "a.wav"
+        audio.write_bytes(b"RIFF" + bytes(100))
+        async for outcome in a.transcribe_files([audio], output_dir=tmp_path, poll_interval=0.05):
+            assert outcome.ok
+        dumped = [
+            (k, await store.hgetall(k)) async for k in store.scan_iter()
+        ]  # every key and value
+    await asyncio.sleep(0.05)
+    watcher.cancel()
+    traffic = b"".join(seen)
+    assert b"evalsha" in traffic.lower() and account_key(KEY).encode() in traffic
+    secret = KEY.encode()
+    assert secret not in traffic and secret[-10:] not in traffic
+    assert dumped and all(secret not in repr(item).encode() for item in dumped)
+    assert KEY not in repr(one)
