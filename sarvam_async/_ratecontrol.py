@@ -3,7 +3,7 @@
 The account's limit is unknown and shared; the controller learns what it accepts from what
 it accepted, and costs nothing while nothing is refused::
 
-     START ── refusals beyond chance, with a full window (or over a quarter of calls) ──▶ PACED
+     START ──────────────── rate refusals beyond chance in a round ───────────────────▶ PACED
      unpaced; at most `window` calls in flight,        pace = the rate the account accepted;
      doubling per round trip of accepted answers       grows back to it fast, then probes past
                                                        it slowly; each refusal cuts it again
@@ -19,10 +19,10 @@ it accepted, and costs nothing while nothing is refused::
 * **Rounds**: a round is at least ``RATE_ROUND_SECONDS`` and ``RATE_ROUND_ANSWERS`` answers
   (or ``RATE_ROUND_MAX_SECONDS``). Only answers to calls sent in the current round count.
 * **Leaving START**: a round with ``RATE_MIN_REFUSALS`` rate refusals, more than chance and
-  the background explain, while demand fills the window; a client whose demand is modest
-  leaves only if clearly more than ``RATE_MAX_BACKGROUND`` of its calls are refused (below
-  that, its retries cost less than pacing would). The pace starts at half the accepted rate
-  (the burst that met the limit also drained the account's bucket), or half what was sent.
+  the background explain. The pace starts at half the accepted rate (the burst that met the
+  limit also drained the account's bucket), or half what was sent. A client whose demand
+  never filled its window, refused no more than background could be, first gets a short
+  test (below): a modest caller meeting random refusals goes back to the unpaced start.
 * **PACED**: once pacing with no background known, one refusal of a call sent since the
   last cut cuts at once: to ``RATE_CUT_HEADROOM`` of the rate accepted over the last
   ``RATE_MEASURE_ROUNDS`` rounds, never below ``RATE_MAX_CUT`` of what was sent. A busy round
@@ -33,10 +33,11 @@ it accepted, and costs nothing while nothing is refused::
   ``RATE_MAX_BACKGROUND`` of answers, the client paces at ``RATE_TEST_FACTOR`` of the accepted
   rate for ``RATE_TEST_SECONDS`` and ``RATE_TEST_ANSWERS`` answers. A limit this client caused
   refuses nothing there, and neighbours sharing the account have time to back off; refusals
-  still coming in the second half come whatever the pace. Then the pace from before the cuts
-  is restored and that share becomes ``background``: refusals up to it (give or take
-  ``RATE_EXCESS_SIGMAS`` standard deviations) no longer cut, and it fades
-  (``RATE_BACKGROUND_DECAY``) as rounds show fewer.
+  still coming in the second half come whatever the pace. Then the best pace lately held
+  without refusals is restored and that share becomes ``background``: refusals up to it
+  (give or take ``RATE_EXCESS_SIGMAS`` standard deviations) no longer cut, and it fades
+  (``RATE_BACKGROUND_DECAY``) as rounds show fewer. A test without late refusals confirms
+  the limit: the pace it reached is the new best.
 * **Hold**: once pacing with no background known, a ``Retry-After`` on a rate refusal holds
   every call until it has passed. Before that, only the refused call waits for it (the retry
   policy's business): one refusal proves no limit.
@@ -92,11 +93,11 @@ class Ticket:
 class _Trial:
     """A test of whether refusals depend on the pace: the pace to restore if they do not."""
 
+    phase: Phase
     rate: float
-    started: float
-    first_half: int = 0  # refusals among the first RATE_TEST_ANSWERS // 2 answers
-    answers: int = 0
-    refused: int = 0
+    ends: float  # clock time before which it does not end
+    answers: int  # answers it waits for
+    first_half: int = 0  # refusals among the first half of them
 
 
 class RateController:
@@ -132,6 +133,7 @@ class RateController:
         self._run_cuts = self._run_answers = self._run_refused = 0
         self._run_from = math.inf
         self._calm = 0  # rounds in a row without a refusal
+        self._healthy = 0.0  # the best pace lately held without refusals: restored after a test
         self._history: collections.deque[tuple[float, int]] = collections.deque(
             maxlen=C.RATE_MEASURE_ROUNDS - 1
         )
@@ -193,11 +195,9 @@ class RateController:
         self._refused += refused
         trial = self._trial
         if trial is not None:
-            if self._answers <= C.RATE_TEST_ANSWERS // 2:
+            if 2 * self._answers <= trial.answers:
                 trial.first_half += refused
-            if now - trial.started >= C.RATE_TEST_SECONDS and (
-                self._answers >= C.RATE_TEST_ANSWERS
-            ):
+            if now >= trial.ends and self._answers >= trial.answers:
                 self._judge(trial, now)
             return
         if refused and self.phase is Phase.PACED and self._excess():
@@ -234,6 +234,12 @@ class RateController:
         self._sent = self._answers = self._refused = self._accepted_in = 0
         self._waited = False
 
+    def _beyond_background(self) -> bool:
+        """More refusals this round than ``RATE_MAX_BACKGROUND`` could be, beyond chance."""
+        allowed = C.RATE_MAX_BACKGROUND * self._answers
+        noise = C.RATE_EXCESS_SIGMAS * math.sqrt(allowed * (1.0 - C.RATE_MAX_BACKGROUND))
+        return self._refused > allowed + noise
+
     def _excess(self) -> bool:
         """More rate refusals this round than the background share explains.
 
@@ -265,26 +271,40 @@ class RateController:
         share = self._run_refused / max(self._run_answers, 1)
         persisting = self._run_cuts >= C.RATE_TRIAL_AFTER_CUTS
         leaving_start = self.phase is Phase.START
+        modest = leaving_start and not self._pressed and share <= C.RATE_MAX_BACKGROUND
         self._pace(min(self.rate, rate), now)
         self._new_round(now)
-        if leaving_start:  # the start's overshoot says nothing about what comes after
+        if modest:
+            # Demand that never filled the window, refused no more than background could
+            # be: a short test at half the accepted rate. If refusals still come, go back
+            # to the unpaced start and count them as background.
+            self._test(Phase.START, math.inf, now, C.RATE_ROUND_SECONDS, C.RATE_ROUND_ANSWERS)
+        elif leaving_start:  # the start's overshoot says nothing about what comes after
             self._end_run()
         elif persisting and share <= C.RATE_MAX_BACKGROUND and self._run_from < math.inf:
             # Refusals went on through cuts, and not so often that only a limit explains
             # them: pace at half what the account accepts, for long enough that neighbours
             # sharing the account back off too. Refusals still coming all along do not
             # depend on this client's pace.
-            self._pace(min(self.rate, self._target * C.RATE_TEST_FACTOR), now)
-            self._trial = _Trial(self._run_from, now)
+            restore = max(self._run_from, self._healthy)
+            self._test(Phase.PACED, restore, now, C.RATE_TEST_SECONDS, C.RATE_TEST_ANSWERS)
+
+    def _test(self, phase: Phase, rate: float, now: float, seconds: float, answers: int) -> None:
+        """Pace at ``RATE_TEST_FACTOR`` of the accepted rate; ``phase``/``rate`` to restore."""
+        self._pace(min(self.rate, self._target * C.RATE_TEST_FACTOR), now)
+        self._trial = _Trial(phase, rate, now + seconds, answers)
 
     def _judge(self, trial: _Trial, now: float) -> None:
         self._trial = None
         share = self._refused / max(self._answers, 1)
         later = self._refused - trial.first_half  # still refused once neighbours reacted
-        if later and self._refused >= 2 and share <= C.RATE_MAX_BACKGROUND:
+        if later and not self._beyond_background():
             self.background = self._measured = max(self.background, share)
+            self.phase = trial.phase
             self.rate = min(self._ceiling, trial.rate)
             self._hold_until = -math.inf
+        else:  # the pace mattered: what was held before is no guide any more
+            self._healthy = self.rate
         self._end_run()
         self._new_round(now)
 
@@ -293,19 +313,8 @@ class RateController:
         self._run_from = math.inf
 
     def _leave_start(self) -> bool:
-        """Whether this round's refusals end the unpaced start.
-
-        A client whose demand fills its window and meets refusals beyond chance is over a
-        limit. One whose demand is modest leaves only if more than ``RATE_MAX_BACKGROUND``
-        of its calls are refused: below that its retries cost less than pacing would.
-        """
-        if not self._excess():
-            return False
-        if self._pressed:
-            return True
-        allowed = C.RATE_MAX_BACKGROUND * self._answers
-        noise = C.RATE_EXCESS_SIGMAS * math.sqrt(allowed * (1.0 - C.RATE_MAX_BACKGROUND))
-        return self._refused > allowed + noise
+        """Whether this round's refusals end the unpaced start: more than chance explains."""
+        return self._excess()
 
     def _end_round(self, now: float) -> None:
         share = self._refused / self._answers if self._answers else 0.0
@@ -320,6 +329,8 @@ class RateController:
             self._calm = 0
         else:
             self._calm += 1
+            if self.phase is Phase.PACED and self._waited:
+                self._healthy = max(self._healthy, self.rate)
             if self._calm >= C.RATE_CALM_ROUNDS or self.rate >= self._run_from:
                 self._end_run()  # calm again, or back to where the run began
         if self.background > 0.0:  # follow it, never above what the last test measured
