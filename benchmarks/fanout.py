@@ -120,6 +120,9 @@ def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
         "rate_limit": args.rate_limit or None,
         "latency": args.latency,
         "job_duration": args.job_duration,
+        "burst": getattr(args, "burst", None),
+        "fault_rate": getattr(args, "fault_rate", 0.0),
+        "seed": getattr(args, "seed", 0),
     }
     server = ServerProcess(ServerConfig(kind="emulator", emulator=emulator, prepare=False))
     ctx = mp.get_context("spawn")
@@ -181,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--job-duration", type=float, default=2.0, help="seconds per job")
     ap.add_argument("--poll-interval", type=float, default=1.0)
     ap.add_argument("--pacing", choices=("on", "off"), default="on", help="adaptive_rate")
+    ap.add_argument("--burst", type=float, default=None, help="account bucket size (1 s)")
+    ap.add_argument("--fault-rate", type=float, default=0.0, help="random 429/503 share")
+    ap.add_argument("--seed", type=int, default=0, help="the emulator's fault seed")
     args = ap.parse_args(argv)
     args.adaptive = args.pacing == "on"
     blocks = []
