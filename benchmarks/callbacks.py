@@ -10,9 +10,9 @@ transcribes ``--files`` small files with ``transcribe_files`` in this process:
 * ``callbacks, N% lost``: the emulator drops that share of callbacks; those jobs finish
   through the safety poll (default 120 s).
 
-Printed per scenario: API calls (the client's attempts, 429s included) in all and per job,
-status calls, wall time, and for callback runs the longest time from a job's callback to
-its last transcript on disk.
+Printed per scenario: API calls (every attempt the client sent, the plan's 429 refusals
+included) in all and per job, status calls (refused ones included), wall time, and for
+callback runs the longest time from a job's callback to its last transcript on disk.
 
     python -m benchmarks.callbacks                 # 200 files, 30 s jobs, 60 calls/min
     python -m benchmarks.callbacks --files 40 --job-seconds 5   # a quick look
@@ -84,6 +84,7 @@ class Result:
     files: int
     jobs: int
     calls: int
+    refused: int
     status_calls: int
     seconds: float
     lags: list[float] = field(default_factory=list)
@@ -129,8 +130,11 @@ async def _transcribe(
         callback_faults=CallbackFaults(lost=lost, seed=args.seed),
     )
     downloaded: dict[str, float] = {}
+    created: set[str] = set()
 
     def progress(event: ProgressEvent) -> None:
+        if event.kind == "job_created" and event.job_id is not None:
+            created.add(event.job_id)
         if event.kind == "file_downloaded" and event.job_id is not None:
             downloaded[event.job_id] = time.monotonic()  # the job's last transcript so far
 
@@ -157,17 +161,17 @@ async def _transcribe(
             arrived = hooks.arrived if hooks is not None else {}
     stats = emu.stats()
     lags = [downloaded[j] - t for j, t in arrived.items() if j in downloaded]
-    jobs = stats["by_route"].get("initiate", 0)
+    refused = stats["by_status"].get(429, 0)
     status = stats["by_route"].get("status", 0)
-    return Result(name, ok, len(paths), jobs, calls, status, seconds, lags)
+    return Result(name, ok, len(paths), len(created), calls, refused, status, seconds, lags)
 
 
 def _row(r: Result) -> str:
     lag = f"{max(r.lags):.2f} s ({len(r.lags)} jobs called back)" if r.lags else "-"
     per_job = r.calls / r.jobs if r.jobs else 0.0
     return (
-        f"| {r.name} | {r.files_ok}/{r.files} | {r.jobs} | {r.calls} | {per_job:.1f} | "
-        f"{r.status_calls} | {r.seconds:.1f} | {lag} |"
+        f"| {r.name} | {r.files_ok}/{r.files} | {r.jobs} | {r.calls} ({r.refused} refused) | "
+        f"{per_job:.1f} | {r.status_calls} | {r.seconds:.1f} | {lag} |"
     )
 
 
