@@ -89,6 +89,20 @@ def test_missing_and_wrong_tokens_are_refused_and_record_nothing() -> None:
     assert receiver._watches["j1"].pending is event
 
 
+async def test_a_duplicate_wakes_nobody_twice() -> None:
+    receiver = CallbackReceiver()
+    headers = {HEADER: receiver.token}
+    receiver.watch("j")
+    receiver.receive(payload("j"), headers)
+    assert (await receiver.arrival("j")).job_id == "j"  # the first copy wakes the wait
+    receiver.receive(payload("j", "Completed"), headers)  # the same event again, other case
+    later = receiver.arrival("j")
+    await asyncio.sleep(0)
+    assert not later.done()
+    receiver.receive(payload("j", "failed"), headers)  # a new event does wake it
+    assert (await asyncio.wait_for(later, 1)).job_state is JobState.FAILED
+
+
 def test_payload_is_validated_case_folded_and_tolerant() -> None:
     receiver = CallbackReceiver(token="a-given-token")
     headers = {HEADER: "a-given-token"}
