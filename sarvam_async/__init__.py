@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 from . import errors
+from ._callback_http import CallbackServer, aiohttp_callback_handler
+from ._callback_receiver import CallbackConfig, CallbackReceiver
 from ._client import AsyncSarvam
 from ._constants import VERSION as __version__
 from ._limiter import ClientStats, SharedLimiter
@@ -29,6 +31,7 @@ from .models import (
     FilesRequest,
     FilesUploadResponse,
     InputAudioCodec,
+    JobCallback,
     JobState,
     JobStatusResponse,
     Mode,
@@ -56,6 +59,9 @@ __all__ = [
     "AsyncSarvam",
     "BulkJobCallback",
     "BulkJobInitResponse",
+    "CallbackConfig",
+    "CallbackReceiver",
+    "CallbackServer",
     "ClientStats",
     "DiarizedEntry",
     "DiarizedTranscript",
@@ -67,6 +73,7 @@ __all__ = [
     "FilesRequest",
     "FilesUploadResponse",
     "InputAudioCodec",
+    "JobCallback",
     "JobState",
     "JobStatusResponse",
     "Mode",
@@ -88,5 +95,6 @@ __all__ = [
     "Timestamps",
     "TranscriptionResult",
     "__version__",
+    "aiohttp_callback_handler",
     "errors",
 ]

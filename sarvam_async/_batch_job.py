@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
+from ._callback_receiver import CallbackConfig
+from ._callback_wait import timed_out, wait_for_callback
 from ._filenames import check_file_names, is_plain_file_name, transcript_path
 from ._preflight import check_polling, local_paths
 from ._resources import JobLinks
@@ -32,7 +34,6 @@ from .errors import (
     InternalServerError,
     InvalidParameterError,
     JobError,
-    JobTimeoutError,
     LocalWriteError,
     NotFoundError,
     OutputsNotReadyError,
@@ -76,8 +77,10 @@ class BatchJob:
         *,
         storage: StorageContainerType | None = None,
         ptu_id: int | None = None,
+        callback: CallbackConfig | None = None,
     ) -> None:
         self._resource = resource
+        self._callback = callback
         self.job_id = job_id
         self.storage = storage
         self._ptu_id = ptu_id
@@ -187,8 +190,14 @@ class BatchJob:
         poll_interval: float = C.POLL_INTERVAL,
         max_interval: float = C.POLL_MAX_INTERVAL,
         timeout: float | None = None,
+        callback: CallbackConfig | None = None,
     ) -> JobStatusResponse:
         """Poll until Completed, PartiallyCompleted or Failed; returns the final status.
+
+        With ``callback`` (by default the one the job was created with, if any) it waits on
+        the job's callback instead: one status call confirms each callback before it is
+        believed, and a status call every ``callback.safety_poll`` seconds covers a lost one
+        (a job not watched since creation is checked once first: it may have called back).
 
         Polls are jittered (±20 %) and back off by 1.5x from ``poll_interval`` to
         ``max_interval``. Transient errors (connection, 429, 5xx) are logged and polling
@@ -201,6 +210,16 @@ class BatchJob:
         """
         check_polling(poll_interval, max_interval, timeout)
         policy = self._retry
+        config = callback if callback is not None else self._callback
+        if config is not None:
+            return await wait_for_callback(
+                self.job_id,
+                config,
+                lambda retry: self._resource.get_status(self.job_id, retry=retry),
+                policy=policy,
+                timeout=timeout,
+                transient=is_transient,
+            )
         clock, sleep, jitter = policy.clock, policy.sleep, policy.jitter
         deadline = None if timeout is None else clock() + timeout
         interval = poll_interval
@@ -225,13 +244,7 @@ class BatchJob:
             if deadline is not None:
                 remaining = deadline - clock()
                 if remaining <= 0:
-                    state = last.job_state.value if last is not None else "unknown"
-                    raise JobTimeoutError(
-                        f"job {self.job_id} still {state} after {timeout:g}s; it keeps "
-                        "running: call get_job(job_id) later to wait again",
-                        job_id=self.job_id,
-                        last_status=last,
-                    )
+                    raise timed_out(self.job_id, timeout, last)
                 delay = min(delay, remaining)
             state = last.job_state.value if last is not None else "unknown"
             logger.debug("polled job %s: %s; next poll in %.1fs", self.job_id, state, delay)

@@ -24,6 +24,7 @@ from ._transport import Transport
 from .errors import ClientClosedError, ConfigurationError, EventLoopError
 
 if TYPE_CHECKING:
+    from ._callback_receiver import CallbackConfig
     from ._results import FileOutcome, ProgressCallback
     from .models import SpeechToTextJobParameters, SpeechToTextTranslateJobParameters
 
@@ -296,6 +297,7 @@ class AsyncSarvam:
         progress: ProgressCallback | None = None,
         poll_interval: float = C.POLL_INTERVAL,
         job_timeout: float | None = None,
+        callback: CallbackConfig | None = None,
     ) -> AsyncGenerator[FileOutcome, None]:
         """Transcribe any number of files; yields one FileOutcome per input as it finishes.
 
@@ -324,6 +326,11 @@ class AsyncSarvam:
         ``job_timeout``; an input whose transcript could not be saved under its name (a
         colon, a device name, over 235 bytes).
 
+        With ``callback`` (a :class:`CallbackConfig` whose receiver this process serves),
+        jobs are created to call back and waited on by callback instead of polling: about
+        five API calls a job, and each result downloaded as soon as its job calls. Resumed
+        jobs keep calling back: the manifest holds a hash of their token, never the token.
+
         Wrap it in ``contextlib.aclosing()``: leaving the loop early then cancels the run's
         jobs at once.
         """
@@ -342,6 +349,7 @@ class AsyncSarvam:
             progress=progress,
             poll_interval=poll_interval,
             job_timeout=job_timeout,
+            callback=callback,
         ).run()
 
 

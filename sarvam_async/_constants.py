@@ -160,6 +160,24 @@ JOB_RETRY_PAUSE = 5.0
 of goes (5, 10, 15 s): long enough for a 429 storm or a restart to pass. A call made once
 (never re-sent, such as a dropped start) waits the retry policy's backoff instead."""
 
+# Callbacks (webhooks) ----------------------------------------------------------------
+CALLBACK_TOKEN_HEADER = "X-SARVAM-JOB-CALLBACK-TOKEN"
+"""Header the API sends the callback's ``auth_token`` in (the cookbook's name)."""
+CALLBACK_TOKEN_BYTES = 32
+"""Random bytes of a generated callback token: 256 bits, beyond guessing or brute force."""
+CALLBACK_SAFETY_POLL = 120.0
+"""Seconds between status checks of a job waited on by callback, in case its callback is
+lost. Two minutes bounds what a lost callback costs, and 8 jobs in flight spend 4 calls a
+minute on it: a fifth of the smallest plan (20 a minute), against polling's whole budget."""
+CALLBACK_RETRY_PAUSE = 5.0
+"""Seconds before a failed confirming status call is made again (not a safety period)."""
+CALLBACK_MAX_BODY = 64 * 1024
+"""Largest callback body read. The payload is seven fields (a few hundred bytes); 64 KiB
+leaves room for fields the API may add and refuses a flood before it is buffered."""
+CALLBACK_REMEMBERED_JOBS = 10_000
+"""Job ids a receiver remembers after their wait ended (to recognise late duplicates) and
+unknown job ids it has logged: bounded, so a hostile sender cannot grow memory."""
+
 DOWNLOAD_LAG_TIMEOUT = 10.0
 """Seconds download-files' "not in COMPLETED state" is waited out after a terminal status.
 

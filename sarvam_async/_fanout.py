@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._batch_job import BatchJob, is_transient
+from ._callback_receiver import CallbackConfig
 from ._manifest import FileEntry, JobEntry, Manifest, Plan, PlannedJob, StartedEntry, plan_run
 from ._preflight import (
     check_output_dir,
@@ -82,8 +83,10 @@ class FanOut:
         progress: ProgressCallback | None,
         poll_interval: float,
         job_timeout: float | None,
+        callback: CallbackConfig | None = None,
     ) -> None:
         self._resource = resource
+        self._callback = callback
         self._paths = paths
         self._out_dir = Path(output_dir)
         self._params = job_parameters
@@ -115,6 +118,9 @@ class FanOut:
         for outcome in plan.resumed:
             self._outcomes.put_nowait(outcome)
         for work in plan.pending:
+            if self._callback is not None and work.callback_token_sha256 is not None:
+                # A job of an earlier run calls back with that run's token: accept it too.
+                self._callback.receiver.accept_token_hash(work.callback_token_sha256)
             self._queue(work)
         emit(self._progress, "planned", total=plan.fresh_files, nbytes=plan.fresh_bytes)
         workers = [asyncio.ensure_future(self._worker()) for _ in range(self._max_jobs)]
@@ -180,6 +186,8 @@ class FanOut:
         except Exception as exc:  # cancellation passes through
             await self._after_failure(work, exc)
         finally:
+            if self._callback is not None and work.job_id is not None:
+                self._callback.receiver.release(work.job_id)  # a job that never got to wait
             self._outstanding -= 1
             self._outcomes.put_nowait(None)  # wake the consumer to re-check
 
@@ -267,10 +275,15 @@ class FanOut:
 
     async def _create_and_journal(self, work: PlannedJob) -> BatchJob:
         # Creating and journaling are one step: a job the API created is never lost.
-        created = await self._resource.create_job(self._params)
+        config = self._callback
+        created = await self._resource.create_job(self._params, callback=config)
+        if config is not None:
+            work.callback_token_sha256 = config.receiver.token_hash
         if self._journal is not None:
             inputs = {name: str(path) for name, path in work.inputs}
-            await self._journal.record(JobEntry(created.job_id, self._resource.flow, inputs))
+            token = work.callback_token_sha256
+            entry = JobEntry(created.job_id, self._resource.flow, inputs, token)
+            await self._journal.record(entry)
         return created
 
     async def _protect(self, step: Coroutine[Any, Any, BatchJob]) -> BatchJob:
@@ -281,8 +294,12 @@ class FanOut:
         return await asyncio.shield(task)
 
     async def _attach(self, work: PlannedJob, job_id: str) -> BatchJob:
-        """A handle on a journaled job; asks whether it started if the journal does not say."""
-        job = BatchJob(self._resource, job_id)
+        """A handle on a journaled job; asks whether it started if the journal does not say.
+
+        It waits on callbacks only if it was created to call back (and this run listens).
+        """
+        calls_back = work.callback_token_sha256 is not None
+        job = BatchJob(self._resource, job_id, callback=self._callback if calls_back else None)
         if not work.started:
             # The journal can miss a start (a crash or cancel between the call and the
             # fsync): ask the job before uploading to it again.

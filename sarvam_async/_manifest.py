@@ -1,7 +1,8 @@
 """The resume manifest: an append-only, fsynced journal of a fan-out run, and its replay.
 
 One JSON object per line. ``job`` records a created job and the inputs it carries (keyed by
-absolute path, with the name sent to the API); ``started`` records that the job was
+absolute path, with the name sent to the API, and, if it calls back, the SHA-256 of its
+callback token, never the token); ``started`` records that the job was
 started; ``file`` records a finished input: transcribed (with its output path), or failed
 by the API's verdict (``FileFailedError``). A failure on this side of the API -- a download,
 the local disk, an output name refused -- is never journaled: a resume tries it again,
@@ -47,6 +48,7 @@ class JobEntry(_Entry, tag="job"):
     job_id: str
     flow: str
     inputs: dict[str, str]  # API name -> absolute local path
+    callback_token_sha256: str | None = None  # the job calls back; never the token itself
 
 
 class StartedEntry(_Entry, tag="started"):
@@ -214,6 +216,7 @@ class PlannedJob:
     job_id: str | None = None
     started: bool = False
     tries: int = 0
+    callback_token_sha256: str | None = None
 
 
 @dataclass
@@ -283,7 +286,9 @@ def _reattached(
         ]
         if inputs:
             claimed.update(str(p) for _, p in inputs)
-            pending.append(PlannedJob(inputs, job.job_id, job.job_id in state.started))
+            started = job.job_id in state.started
+            token = job.callback_token_sha256
+            pending.append(PlannedJob(inputs, job.job_id, started, callback_token_sha256=token))
     pending.reverse()
     return pending
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
+from ._callback_receiver import CallbackConfig
 from ._download_lag import wait_out_lag
 from ._filenames import check_file_names
 from ._retry import RetryPolicy
@@ -231,28 +232,40 @@ class _JobResource(Generic[P]):
             policy=retry or self._transport.retry,
         )
 
-    async def get_job(self, job_id: str) -> BatchJob:
-        """Re-attach to an existing job by id (no request is made)."""
+    async def get_job(self, job_id: str, *, callback: CallbackConfig | None = None) -> BatchJob:
+        """Re-attach to an existing job by id (no request is made).
+
+        With ``callback`` (the job's token accepted by its receiver) the handle waits on the
+        job's callback; it checks the status once first, in case the job already called.
+        """
         from ._batch_job import BatchJob
 
-        return BatchJob(self, _job_id(job_id))
+        return BatchJob(self, _job_id(job_id), callback=callback)
 
     async def create_job(
         self,
         job_parameters: P | Mapping[str, Any] | None = None,
         *,
-        callback: BulkJobCallback | Mapping[str, Any] | None = None,
+        callback: CallbackConfig | BulkJobCallback | Mapping[str, Any] | None = None,
         ptu_id: int | None = None,
         timeout: Timeout = USE_CLIENT_DEFAULT,
         retry: RetryPolicy | None = None,
     ) -> BatchJob:
-        """Initiate a job and return a handle to upload, start, wait and download it."""
+        """Initiate a job and return a handle to upload, start, wait and download it.
+
+        With a :class:`CallbackConfig` the job calls back when it ends, its receiver watches
+        it from now on, and the handle's ``wait_until_complete`` waits on the callback.
+        """
         from ._batch_job import BatchJob
 
-        init = await self._initialise(
-            self.parameters(job_parameters), callback, ptu_id, timeout, retry
+        config = callback if isinstance(callback, CallbackConfig) else None
+        sent = callback.as_api() if isinstance(callback, CallbackConfig) else callback
+        init = await self._initialise(self.parameters(job_parameters), sent, ptu_id, timeout, retry)
+        if config is not None:
+            config.receiver.watch(init.job_id)
+        return BatchJob(
+            self, init.job_id, storage=init.storage_container_type, ptu_id=ptu_id, callback=config
         )
-        return BatchJob(self, init.job_id, storage=init.storage_container_type, ptu_id=ptu_id)
 
 
 class SpeechToTextJobResource(_JobResource[SpeechToTextJobParameters]):

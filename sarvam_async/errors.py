@@ -29,14 +29,19 @@
     ├── StorageError                 a presigned-URL upload or download failed (names the file)
     │   └── LocalWriteError          the local disk refused the output (full, read-only)
     ├── UnsafeFileNameError          an output name would leave the folder or cannot be saved
+    ├── CallbackError                a callback request was refused (``status_code`` to answer)
+    │   ├── CallbackUnauthorizedError    401: no token header
+    │   ├── CallbackForbiddenError       403: a token that is not this receiver's
+    │   ├── CallbackTooLargeError        413: a body over the receiver's size cap
+    │   └── CallbackPayloadError         400: a body that is not the callback payload
     └── JobError                     a batch job could not be driven to its end
         ├── FileFailedError          the API did not transcribe one file (``file_name``, ``state``)
         ├── JobTimeoutError          waiting ran past its deadline (``last_status``)
         ├── OutputsNotReadyError     download-files still says "not yet" (``state``, ``waited``)
         └── ManifestError            a resume manifest is unreadable or belongs to other inputs
 
-Every message says what to do next. None contains the API key or a presigned URL's query
-string: both are credentials.
+Every message says what to do next. None contains the API key, a presigned URL's query
+string or a callback token: all are credentials.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ __all__ = [
     "APITimeoutError",
     "BadGatewayError",
     "BadRequestError",
+    "CallbackError",
+    "CallbackForbiddenError",
+    "CallbackPayloadError",
+    "CallbackTooLargeError",
+    "CallbackUnauthorizedError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -347,6 +357,45 @@ class UnsafeFileNameError(SarvamError, ValueError):
         )
         super().__init__(f"refusing output file name {name!r}: {why}; rename the input")
         self.name = name
+
+
+class CallbackError(SarvamError):
+    """A callback request was refused; nothing of it was recorded.
+
+    ``status_code`` is the HTTP status to answer the sender with. Raised by
+    ``CallbackReceiver.receive``; the ready handlers turn it into that answer.
+    """
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class CallbackUnauthorizedError(CallbackError):
+    """401: the request carried no ``X-SARVAM-JOB-CALLBACK-TOKEN`` header."""
+
+    status_code = 401
+
+
+class CallbackForbiddenError(CallbackError):
+    """403: the token is not one this receiver accepts (the value is never shown)."""
+
+    status_code = 403
+
+
+class CallbackTooLargeError(CallbackError):
+    """413: the body is larger than the receiver's ``max_body_bytes``."""
+
+    status_code = 413
+
+
+class CallbackPayloadError(CallbackError):
+    """400: the body is not a callback payload; ``json_path`` says where it failed."""
+
+    def __init__(self, message: str, *, json_path: str | None = None) -> None:
+        super().__init__(message)
+        self.json_path = json_path
 
 
 class JobError(SarvamError):

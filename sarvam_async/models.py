@@ -36,6 +36,7 @@ __all__ = [
     "FilesRequest",
     "FilesUploadResponse",
     "InputAudioCodec",
+    "JobCallback",
     "JobState",
     "JobStatusResponse",
     "Mode",
@@ -411,6 +412,23 @@ class BulkJobCallback(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=
     def __rich_repr__(self) -> list[tuple[str, Any]]:
         token = [] if self.auth_token is None else [("auth_token", "***")]
         return [("url", self.url), *token]
+
+
+class JobCallback(msgspec.Struct, frozen=True):
+    """The payload the API POSTs to ``callback.url`` when a job ends.
+
+    ``job_state`` matches in any letter case (the cookbook's example sends ``completed``);
+    unknown fields are ignored and the counts may be missing. Treat it as a prompt, not as
+    the truth: confirm with ``get_status`` before acting (``wait_until_complete`` does).
+    """
+
+    job_id: str
+    job_state: JobState
+    created_at: str | None = None
+    completed_at: str | None = None
+    total_files: int | None = None
+    processed_files: int | None = None
+    failed_files: int | None = None
 
 
 class FilesRequest(msgspec.Struct):

@@ -24,6 +24,7 @@ from ..errors import (
     UnprocessableEntityError,
 )
 from ..jobs import BatchJob
+from ._callbacks import listening
 from ._display import (
     UI,
     FanOutProgress,
@@ -120,7 +121,10 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
     if inputs.skipped:
         ui.note(f"skipped {plural(inputs.skipped, 'file')} in the folders: hidden, or not audio")
     timed = TimedCount(args.timestamps)
-    async with make_client(args, rate_limit=args.rate_limit) as client:
+    async with (
+        make_client(args, rate_limit=args.rate_limit) as client,
+        listening(args) as callback,
+    ):
         await check_reachable(client.base_url, BASE_URL_HINT)
         display = FanOutProgress(ui.err, lambda: client.stats, len(paths))
         started = time.monotonic()
@@ -136,6 +140,7 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
                     progress=display,
                     poll_interval=args.poll_interval,
                     job_timeout=args.job_timeout,
+                    callback=callback,
                 )
                 async with contextlib.aclosing(stream) as outcomes:  # Ctrl-C cancels jobs
                     async for outcome in outcomes:
@@ -176,6 +181,8 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
         rows.append(("Timestamps", timed.describe()))
     if args.manifest:
         rows.append(("Manifest", str(args.manifest)))
+    if callback is not None:
+        rows.append(("Callbacks", f"{callback.url} (safety poll every {callback.safety_poll:g} s)"))
     if args.json:
         print_json(
             {

@@ -27,9 +27,10 @@ import wave
 from array import array
 from pathlib import Path
 
-from .. import AsyncSarvam
+from .. import AsyncSarvam, CallbackConfig, CallbackReceiver, CallbackServer
 from ..jobs import FileOutcome
 from ..testing import Emulator
+from ._callbacks import saved_row
 from ._display import (
     UI,
     FanOutProgress,
@@ -118,7 +119,13 @@ async def _run(
         record_requests=False,
         download_lag=args.download_lag,
     )
-    async with emulator as emu, AsyncSarvam(api_key=DEMO_KEY, base_url=emu.url) as client:
+    hooks = CallbackServer(CallbackReceiver(), path="/sarvam") if args.callbacks else None
+    async with (
+        emulator as emu,
+        AsyncSarvam(api_key=DEMO_KEY, base_url=emu.url) as client,
+        hooks or contextlib.nullcontext() as server,
+    ):
+        callback = CallbackConfig(server.url, server.receiver) if server is not None else None
         faults = (
             f"; {args.fault_rate:.0%} of API calls fail (429, 503 or dropped)"
             if args.fault_rate
@@ -142,6 +149,7 @@ async def _run(
                         manifest=manifest,
                         progress=display,
                         poll_interval=POLL_INTERVAL,
+                        callback=callback,
                     )
                     async with contextlib.aclosing(stream) as outcomes:
                         async for outcome in outcomes:
@@ -176,6 +184,12 @@ async def _run(
         rows.append(("Passes", f"{passes} (files of lost jobs resubmitted from the manifest)"))
     rows += [
         ("API calls", f"{cstats.requests:,}"),
+    ]
+    if args.callbacks:
+        jobs = len(display.jobs_seen)
+        status_calls = estats.by_route.get("status", 0)
+        rows.append(saved_row(status_calls, jobs, args.job_duration, POLL_INTERVAL))
+    rows += [
         ("Retries", ui.retries.describe(cstats.retries)),
         (
             "Emulator refused",

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import __version__
 from .._constants import API_KEY_ENV, BASE_URL_ENV, MAX_CONCURRENT_JOBS
+from ._callbacks import add_callback_options, check_callback_options
 from ._runner import PROG
 
 
@@ -195,6 +196,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the random faults (default: random)"
     )
+    p.add_argument(
+        "--callbacks",
+        action="store_true",
+        help="wait on job callbacks (a receiver on loopback) instead of polling",
+    )
     _globals(p, top=False)
     parsers["demo"] = p
 
@@ -296,6 +302,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         metavar="RPM",
         help="your plan's requests per minute (default: learned from the API's answers)",
     )
+    add_callback_options(p)
     _globals(p, top=False)
     parsers["transcribe"] = p
 
@@ -441,5 +448,6 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                 parser.error(f"{', '.join(given)} cannot be used with --translate")
         elif args.prompt is not None:
             parser.error("--prompt needs --translate")
+        check_callback_options(args, parser)
     elif args.command == "emulator" and args.fault_429 + args.fault_503 > 1:
         parser.error("--fault-429 plus --fault-503 must not exceed 1")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from ._blobstore import BlobStore
-from ._callbacks import CallbackSender
+from ._callbacks import CallbackDelivery, CallbackFault, CallbackFaults, CallbackSender
 from ._clock import WallClock
 from ._endpoints import Endpoints
 from ._faults import Fault, FaultScript, RandomFaults, format_retry_after
@@ -57,6 +57,10 @@ class Emulator:
     * ``null_counts=False`` reports 0 instead of ``null`` for the counts of a job's status
       before it starts.
 
+    Job callbacks go to loopback URLs only. ``callback_faults`` (a :class:`CallbackFaults`,
+    settable at any time) loses, duplicates, delays or mis-signs that share of them, and
+    ``fail_next_callback`` scripts the next ones; ``callback_deliveries`` logs each.
+
     Schema failures answer 422 ``invalid_request_error``, broken business rules (a
     parameter another one rules out) 422 ``unprocessable_entity_error``, bad values 400
     ``invalid_request_error``. Presigned URLs have the Azure SAS shape (``se`` ISO-8601,
@@ -87,6 +91,7 @@ class Emulator:
         download_lag: float = 0.0,
         retry_after_ms: bool = False,
         null_counts: bool = True,
+        callback_faults: CallbackFaults | None = None,
     ) -> None:
         keys = frozenset([api_key] if isinstance(api_key, str) else api_key)
         if not keys or not all(isinstance(k, str) and k for k in keys):
@@ -109,7 +114,7 @@ class Emulator:
         self._jobs: dict[str, Job] = {}
         self._file_faults: dict[str, tuple[str, str]] = {}
         self._signer = UrlSigner(self._wall)
-        self._callbacks = CallbackSender(self._wall)
+        self._callbacks = CallbackSender(self._wall, callback_faults)
         self._server = Server(
             settings=self._settings,
             recorder=self._recorder,
@@ -342,6 +347,31 @@ class Emulator:
     def clear_file_failures(self) -> None:
         """Undo every ``fail_file``."""
         self._file_faults.clear()
+
+    @property
+    def callback_faults(self) -> CallbackFaults:
+        """Random faults of job callbacks (none by default); assign to switch them."""
+        return self._callbacks.faults
+
+    @callback_faults.setter
+    def callback_faults(self, value: CallbackFaults) -> None:
+        self._callbacks.faults = value
+
+    def fail_next_callback(
+        self, fault: CallbackFault, count: int = 1, *, delay: float = 1.0
+    ) -> None:
+        """Script the next ``count`` job callbacks to be ``fault``.
+
+        ``"lost"``: never sent; ``"duplicated"``: sent twice; ``"delayed"``: sent ``delay``
+        seconds (emulator clock) late; ``"wrong_token"``: sent with a token not the job's.
+        Scripted faults come before the random ``callback_faults``.
+        """
+        self._callbacks.fail_next(fault, count, delay)
+
+    @property
+    def callback_deliveries(self) -> list[CallbackDelivery]:
+        """Every job callback decided so far (sent, or lost), in order."""
+        return list(self._callbacks.deliveries)
 
     def expire_urls(self) -> None:
         """Invalidate every presigned URL issued so far (next use: 403); new URLs work."""

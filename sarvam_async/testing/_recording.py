@@ -62,7 +62,7 @@ class Stats(msgspec.Struct, frozen=True):
     answers with status 429, whatever produced them. ``faults`` counts scripted and random
     faults applied. ``not_ready`` counts download-files calls refused by the emulated lag
     behind the status endpoint (``download_lag``). Storage counters cover the presigned
-    PUT/GET traffic.
+    PUT/GET traffic. ``by_route`` counts API requests by route name (``status``, ...).
     """
 
     api_requests: int
@@ -74,6 +74,7 @@ class Stats(msgspec.Struct, frozen=True):
     storage_by_status: dict[int, int]
     storage_bytes_received: int
     storage_bytes_sent: int
+    by_route: dict[str, int] = {}
 
 
 class Recorder:
@@ -81,6 +82,7 @@ class Recorder:
 
     __slots__ = (
         "_epoch",
+        "api_by_route",
         "api_by_status",
         "api_requests",
         "enabled",
@@ -100,6 +102,7 @@ class Recorder:
         self._epoch = 0
         self.api_requests = 0
         self.api_by_status: dict[int, int] = {}
+        self.api_by_route: dict[str, int] = {}
         self.rate_limited = 0
         self.faults = 0
         self.not_ready = 0
@@ -119,13 +122,14 @@ class Recorder:
         if epoch == self._epoch and index < len(self.requests):
             self.requests[index] = record
 
-    def count(self, storage: bool, status: int) -> None:
+    def count(self, storage: bool, status: int, route: str = "unknown") -> None:
         """Count one answered request."""
         if storage:
             self.storage_requests += 1
             by = self.storage_by_status
         else:
             self.api_requests += 1
+            self.api_by_route[route] = self.api_by_route.get(route, 0) + 1
             by = self.api_by_status
             if status == 429:
                 self.rate_limited += 1
@@ -148,4 +152,5 @@ class Recorder:
             storage_by_status=dict(self.storage_by_status),
             storage_bytes_received=self.storage_received,
             storage_bytes_sent=self.storage_sent,
+            by_route=dict(self.api_by_route),
         )

@@ -104,7 +104,7 @@ class Server:
                 status = resp.status
             return resp
         finally:
-            rec.count(storage, status)
+            rec.count(storage, status, m.route)
             if storage:
                 rec.storage_received += ex.size
                 rec.storage_sent += ex.sent

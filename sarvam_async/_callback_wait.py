@@ -1,0 +1,112 @@
+"""Waiting for a job on its callback: sleep until it calls back, confirm with one status call.
+
+A callback is a prompt, never the truth: on arrival the job's status is fetched once and
+only a terminal status ends the wait. A slow safety poll (``CallbackConfig.safety_poll``)
+covers a lost callback. A job the receiver did not watch from its start may have called
+back before anyone listened, so its status is checked once first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from . import _constants as C
+from ._callback_receiver import CallbackConfig, CallbackReceiver
+from ._retry import RetryPolicy
+from .errors import APIConnectionError, APIStatusError, JobTimeoutError
+from .models import JobStatusResponse
+
+__all__ = ["timed_out", "wait_for_callback"]
+
+logger = logging.getLogger("sarvam_async")
+
+Status = Callable[[RetryPolicy | None], Awaitable[JobStatusResponse]]
+"""Fetches the job's status with the given retry policy (None: the client's)."""
+
+
+def timed_out(
+    job_id: str, timeout: float | None, last: JobStatusResponse | None
+) -> JobTimeoutError:
+    """The error of a wait on ``job_id`` that ran out of its ``timeout``."""
+    state = last.job_state.value if last is not None else "unknown"
+    return JobTimeoutError(
+        f"job {job_id} still {state} after {timeout:g}s; it keeps running: call "
+        "get_job(job_id) later to wait again",
+        job_id=job_id,
+        last_status=last,
+    )
+
+
+async def wait_for_callback(
+    job_id: str,
+    config: CallbackConfig,
+    status: Status,
+    *,
+    policy: RetryPolicy,
+    timeout: float | None,
+    transient: Callable[[BaseException], bool],
+) -> JobStatusResponse:
+    """Wait until ``job_id`` is terminal, woken by its callbacks; returns the final status.
+
+    Transient status errors (``transient``) are logged and the status asked again after
+    a short pause; others raise. Raises JobTimeoutError once ``timeout`` seconds have passed.
+    """
+    receiver = config.receiver
+    clock = policy.clock
+    deadline = None if timeout is None else clock() + timeout
+    check = not receiver.watching(job_id)  # not watched from its start: it may have called
+    receiver.watch(job_id)
+    last: JobStatusResponse | None = None
+    pause = config.safety_poll
+    try:
+        while True:
+            if check:
+                call_retry = None
+                if deadline is not None:  # a check never outlives the wait
+                    left = max(deadline - clock(), C.MIN_CALL_TIME)
+                    call_retry = dataclasses.replace(policy, deadline=left)
+                try:
+                    last = await status(call_retry)
+                except (APIStatusError, APIConnectionError) as exc:
+                    if not transient(exc):
+                        raise
+                    logger.info("status of job %s: %s; will ask again", job_id, exc)
+                    pause = min(config.safety_poll, C.CALLBACK_RETRY_PAUSE)
+                else:
+                    if last.job_state.is_terminal:
+                        return last
+                    pause = config.safety_poll
+            delay = pause
+            if deadline is not None:
+                remaining = deadline - clock()
+                if remaining <= 0:
+                    raise timed_out(job_id, timeout, last)
+                delay = min(delay, remaining)
+            await _arrival_or_pause(receiver, job_id, delay, policy.sleep)
+            check = True
+    finally:
+        receiver.release(job_id)
+
+
+async def _arrival_or_pause(
+    receiver: CallbackReceiver,
+    job_id: str,
+    delay: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """Return when ``job_id``'s next callback arrives or ``delay`` seconds have passed."""
+    arrival = receiver.arrival(job_id)
+    if arrival.done():
+        return
+    pause: asyncio.Future[None] = asyncio.ensure_future(sleep(delay))
+    waits: set[asyncio.Future[Any]] = {arrival, pause}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        arrival.cancel()  # an event handed over meanwhile stays pending for the next wait
+        pause.cancel()
+        await asyncio.gather(pause, return_exceptions=True)
