@@ -133,6 +133,7 @@ class Limiter:
         self._max = max_in_flight
         self._clock = clock
         self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._ahead: collections.deque[_Waiter] = collections.deque()  # served first
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._in_flight = 0
@@ -157,18 +158,21 @@ class Limiter:
         control = self.control
         return None if control is None else control.on_send(waited=waited)
 
-    async def acquire(self, *, timeout: float = math.inf, retry: bool = False) -> Ticket | None:
+    async def acquire(
+        self, *, timeout: float = math.inf, retry: bool = False, ahead: bool = False
+    ) -> Ticket | None:
         """Wait until the call may go; returns the ticket to hand back to ``release``.
 
         Raises Overdue when the call could not go within ``timeout`` seconds.
-        ``retry`` marks a repeated attempt: counted, and queued ahead of first attempts.
+        ``retry`` marks a repeated attempt: counted, and queued ahead of first attempts, as
+        is a call with ``ahead`` (one that finishes work already paid for).
         Raises ClientClosedError once ``close()`` has run.
         """
         shared = self.shared
         if shared is None or not shared.joined:
-            return await self._acquire(timeout, retry)
+            return await self._acquire(timeout, retry, ahead)
         started = self._clock()
-        ticket = await self._acquire(timeout, retry)  # only the bound on calls in flight
+        ticket = await self._acquire(timeout, retry, ahead)  # only the bound on calls in flight
         try:
             await shared.turn(timeout - (self._clock() - started))
         except BaseException:
@@ -177,12 +181,12 @@ class Limiter:
             raise
         return ticket
 
-    async def _acquire(self, timeout: float, retry: bool) -> Ticket | None:
+    async def _acquire(self, timeout: float, retry: bool, ahead: bool) -> Ticket | None:
         if self._closed:
             raise ClientClosedError("the client was closed while this call waited")
         if retry:
             self.retries += 1
-        if not self._waiters:
+        if not self._waiters and not self._ahead:
             delay = self._delay()
             if delay == 0.0:
                 return self._go(False)
@@ -194,10 +198,7 @@ class Limiter:
         waiter = _Waiter(loop.create_future(), self._clock())
         if timeout < math.inf:
             waiter.expiry = loop.call_later(timeout, self._expire, waiter)
-        if retry:
-            self._waiters.appendleft(waiter)
-        else:
-            self._waiters.append(waiter)
+        (self._ahead if retry or ahead else self._waiters).append(waiter)
         self._wake()
         try:
             return await waiter.future
@@ -213,11 +214,13 @@ class Limiter:
                 waiter.expiry.cancel()
 
     def _forget(self, waiter: _Waiter) -> None:
-        try:
-            self._waiters.remove(waiter)
-        except ValueError:
+        for queue in (self._ahead, self._waiters):
+            try:
+                queue.remove(waiter)
+            except ValueError:
+                continue
+            self._wake()
             return
-        self._wake()
 
     def _expire(self, waiter: _Waiter) -> None:
         waiter.expiry = None
@@ -230,8 +233,10 @@ class Limiter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        waiters = self._waiters
-        while waiters:
+        while True:
+            waiters = self._ahead or self._waiters
+            if not waiters:
+                return
             head = waiters[0]
             if head.future.done():  # expired or cancelled while queued
                 waiters.popleft()
@@ -265,7 +270,7 @@ class Limiter:
             self.control.on_answer(ticket, signal, retry_after)
         if self.shared is not None and signal is not Signal.NO_SIGNAL:
             self.shared.on_answer(signal, retry_after)
-        if self._waiters:
+        if self._waiters or self._ahead:
             self._wake()
 
     def rebind(self) -> None:
@@ -273,6 +278,7 @@ class Limiter:
         loop, with nothing in flight or queued); the controller's state is kept."""
         self._timer = None
         self._waiters.clear()
+        self._ahead.clear()
 
     def close(self) -> None:
         """Fail every queued call with ClientClosedError and drop the timer."""
@@ -280,12 +286,13 @@ class Limiter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.future.done():
-                waiter.future.set_exception(
-                    ClientClosedError("the client was closed while this call waited")
-                )
+        for queue in (self._ahead, self._waiters):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.future.done():
+                    waiter.future.set_exception(
+                        ClientClosedError("the client was closed while this call waited")
+                    )
 
     def stats(self) -> ClientStats:
         """A snapshot of the counters and the rate controller's state."""
@@ -308,7 +315,7 @@ class Limiter:
             throttled=self.throttled,
             retries=self.retries,
             in_flight=self._in_flight,
-            queued=sum(1 for w in self._waiters if not w.future.done()),
+            queued=sum(1 for q in (self._ahead, self._waiters) for w in q if not w.future.done()),
             phase=phase,
             rate_per_minute=rate,
             window=window,

@@ -61,9 +61,16 @@ def _endpoints(prefix: str) -> _Endpoints:
         start=Endpoint(
             "start", "POST", f"{prefix}/{{job_id}}/start", JobStatusResponse, idempotent=False
         ),
-        status=Endpoint("status", "GET", f"{prefix}/{{job_id}}/status", JobStatusResponse),
+        # status and download-files finish jobs already paid for: ahead of new work
+        status=Endpoint(
+            "status", "GET", f"{prefix}/{{job_id}}/status", JobStatusResponse, finishing=True
+        ),
         download=Endpoint(
-            "download-files", "POST", f"{prefix}/download-files", FilesDownloadResponse
+            "download-files",
+            "POST",
+            f"{prefix}/download-files",
+            FilesDownloadResponse,
+            finishing=True,
         ),
     )
 

@@ -110,7 +110,9 @@ class Endpoint(Generic[T]):
     """One API operation: method, path template (``{job_id}`` escaped in), response type.
 
     ``idempotent=False`` (initiate, start) forbids retrying once the request may have
-    reached the server; refusals (429/503) are still retried.
+    reached the server; refusals (429/503) are still retried. ``finishing=True`` (status,
+    download-files) queues the call ahead of others when the client must pace: finishing
+    work already paid for comes before starting more.
     """
 
     name: str
@@ -118,6 +120,7 @@ class Endpoint(Generic[T]):
     path: str
     response: type[T]
     idempotent: bool = True
+    finishing: bool = False
 
     @property
     def describe(self) -> str:
@@ -288,7 +291,9 @@ class Transport:
         if per_attempt is not None:
             deadline = min(deadline, clock() + per_attempt)
         try:
-            ticket = await limiter.acquire(timeout=deadline - clock(), retry=retry)
+            ticket = await limiter.acquire(
+                timeout=deadline - clock(), retry=retry, ahead=endpoint.finishing
+            )
         except Overdue as exc:
             # past the retry deadline no retry can help; past one attempt's timeout it may
             raise (DeadlineReached if final else APITimeoutError)(

@@ -140,3 +140,17 @@ async def test_closing_fails_queued_calls(emulator: Emulator) -> None:
         assert c.stats.queued == 1
     with pytest.raises(errors.ClientClosedError):
         await queued
+
+
+async def test_finishing_calls_go_ahead_of_new_work_when_paced(emulator: Emulator) -> None:
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, rate_limit=600) as c:
+        starts = [
+            asyncio.ensure_future(c.speech_to_text_job.initialise(job_parameters={}))
+            for _ in range(4)
+        ]
+        await asyncio.sleep(0)  # the four are queued behind the pace, in order
+        await _status_calls(c, 1)
+        await asyncio.gather(*starts)
+    routes = [r.route for r in emulator.requests]
+    # the first initiate took the free slot; the status call, queued last, went next
+    assert routes[:2] == ["initiate", "status"] and routes.count("initiate") == 4
