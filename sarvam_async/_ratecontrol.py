@@ -97,6 +97,7 @@ class _Trial:
     rate: float
     ends: float  # clock time before which it does not end
     answers: int  # answers it waits for
+    late: bool  # only refusals in the second half count (neighbours had time to react)
     first_half: int = 0  # refusals among the first half of them
 
 
@@ -234,11 +235,14 @@ class RateController:
         self._sent = self._answers = self._refused = self._accepted_in = 0
         self._waited = False
 
-    def _beyond_background(self) -> bool:
-        """More refusals this round than ``RATE_MAX_BACKGROUND`` could be, beyond chance."""
-        allowed = C.RATE_MAX_BACKGROUND * self._answers
+    def _beyond_background(self, refused: int | None = None, answers: int | None = None) -> bool:
+        """More refusals (this round's, by default) than ``RATE_MAX_BACKGROUND`` could be,
+        beyond chance: only a limit explains so many."""
+        refused = self._refused if refused is None else refused
+        answers = self._answers if answers is None else answers
+        allowed = C.RATE_MAX_BACKGROUND * answers
         noise = C.RATE_EXCESS_SIGMAS * math.sqrt(allowed * (1.0 - C.RATE_MAX_BACKGROUND))
-        return self._refused > allowed + noise
+        return refused > allowed + noise
 
     def _excess(self) -> bool:
         """More rate refusals this round than the background share explains.
@@ -268,37 +272,37 @@ class RateController:
         # never below what was sent, halved: a process that lost one round (the first
         # burst went to its neighbours) keeps a share to learn from
         rate = max(self._target * factor, sending * C.RATE_MAX_CUT)
-        share = self._run_refused / max(self._run_answers, 1)
         persisting = self._run_cuts >= C.RATE_TRIAL_AFTER_CUTS
         leaving_start = self.phase is Phase.START
-        modest = leaving_start and not self._pressed and share <= C.RATE_MAX_BACKGROUND
+        background = not self._beyond_background(self._run_refused, self._run_answers)
+        modest = leaving_start and not self._pressed and background
         self._pace(min(self.rate, rate), now)
         self._new_round(now)
         if modest:
             # Demand that never filled the window, refused no more than background could
             # be: a short test at half the accepted rate. If refusals still come, go back
             # to the unpaced start and count them as background.
-            self._test(Phase.START, math.inf, now, C.RATE_ROUND_SECONDS, C.RATE_ROUND_ANSWERS)
+            self._test(Phase.START, math.inf, now, C.RATE_ROUND_SECONDS, late=False)
         elif leaving_start:  # the start's overshoot says nothing about what comes after
             self._end_run()
-        elif persisting and share <= C.RATE_MAX_BACKGROUND and self._run_from < math.inf:
+        elif persisting and background and self._run_from < math.inf:
             # Refusals went on through cuts, and not so often that only a limit explains
             # them: pace at half what the account accepts, for long enough that neighbours
             # sharing the account back off too. Refusals still coming all along do not
             # depend on this client's pace.
             restore = max(self._run_from, self._healthy)
-            self._test(Phase.PACED, restore, now, C.RATE_TEST_SECONDS, C.RATE_TEST_ANSWERS)
+            self._test(Phase.PACED, restore, now, C.RATE_TEST_SECONDS, late=True)
 
-    def _test(self, phase: Phase, rate: float, now: float, seconds: float, answers: int) -> None:
+    def _test(self, phase: Phase, rate: float, now: float, seconds: float, *, late: bool) -> None:
         """Pace at ``RATE_TEST_FACTOR`` of the accepted rate; ``phase``/``rate`` to restore."""
         self._pace(min(self.rate, self._target * C.RATE_TEST_FACTOR), now)
-        self._trial = _Trial(phase, rate, now + seconds, answers)
+        self._trial = _Trial(phase, rate, now + seconds, C.RATE_TEST_ANSWERS, late)
 
     def _judge(self, trial: _Trial, now: float) -> None:
         self._trial = None
         share = self._refused / max(self._answers, 1)
-        later = self._refused - trial.first_half  # still refused once neighbours reacted
-        if later and not self._beyond_background():
+        counted = self._refused - trial.first_half if trial.late else self._refused
+        if counted and not self._beyond_background():
             self.background = self._measured = max(self.background, share)
             self.phase = trial.phase
             self.rate = min(self._ceiling, trial.rate)
