@@ -344,3 +344,17 @@ async def test_emulator_ctrl_c_is_a_normal_stop() -> None:
     run = await _finish(proc)
     assert run.code == 0, run.err
     assert "interrupted" not in run.err and "emulator stopped" in run.err
+
+
+def test_library_names_become_the_commands_options() -> None:
+    from sarvam_async._cli._runner import cli_words
+
+    assert cli_words("job_parameters.model: unknown") == "--model: unknown"
+    assert cli_words("'word' needs model='saaras:v4'") == "'word' needs --model 'saaras:v4'"
+    assert (
+        cli_words("raise timeout= if calls are slow") == "raise --request-timeout if calls are slow"
+    )
+    assert cli_words("pass allow_insecure_http=True") == "pass --allow-insecure-http"
+    assert cli_words("output_dir: x") == "--out: x"
+    # plain words in prose stay prose
+    assert cli_words("the model and the timeout were fine") == "the model and the timeout were fine"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import AsyncSarvam, JobState, JobStatusResponse, SpeechToTextJobParameters
 from .. import SpeechToTextTranslateJobParameters as TranslateParameters
-from .._constants import API_KEY_ENV, BASE_URL_ENV
+from .._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_TIMEOUT
 from ..errors import (
     BadRequestError,
     ConfigurationError,
@@ -74,7 +74,13 @@ def make_client(args: argparse.Namespace, *, rate_limit: float | None = None) ->
             f"no API key: pass --api-key KEY or set {API_KEY_ENV} "
             "(keys are on the Sarvam dashboard)"
         )
-    return AsyncSarvam(api_key=key, base_url=args.base_url, rate_limit=rate_limit)
+    return AsyncSarvam(
+        api_key=key,
+        base_url=args.base_url,
+        rate_limit=rate_limit,
+        timeout=getattr(args, "request_timeout", None) or DEFAULT_TIMEOUT,
+        allow_insecure_http=getattr(args, "allow_insecure_http", False),
+    )
 
 
 # ----------------------------------------------------------------------------- transcribe

@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from .. import __version__
-from .._constants import API_KEY_ENV, BASE_URL_ENV, MAX_CONCURRENT_JOBS
+from .._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_TIMEOUT, MAX_CONCURRENT_JOBS
 from ._callbacks import add_callback_options, check_callback_options
 from ._runner import PROG
 
@@ -88,6 +88,19 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool, client: bool = True)
         metavar="KEY",
         default=default,
         help=f"API subscription key (default: ${API_KEY_ENV})",
+    )
+    group.add_argument(
+        "--request-timeout",
+        metavar="S",
+        type=_positive,
+        default=default,
+        help=f"seconds one API call may take before it is retried (default {DEFAULT_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="allow a plain http:// --base-url that is not this machine (keys travel in clear)",
     )
 
 

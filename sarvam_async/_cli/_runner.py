@@ -106,17 +106,33 @@ _CLI_WORDS = {
     "with_timestamps": "--timestamps",
     "prompt": "--prompt",
     "input_audio_codec": "--codec",
+    "timeout": "--request-timeout",
+    "allow_insecure_http": "--allow-insecure-http",
 }
+# Plain words (``model``) are the library's names only as ``job_parameters.model`` or
+# ``model=``; names with an underscore are never English.
+_PLAIN = "|".join(k for k in _CLI_WORDS if "_" not in k)
+_UNDERSCORED = "|".join(k for k in _CLI_WORDS if "_" in k)
 _CODE_WORD = re.compile(
-    r"AsyncSarvam\(api_key=\.\.\.\)|(?:job_parameters\.)?\b("
-    + "|".join(k for k in _CLI_WORDS if "_" in k)
-    + r")\b=?"
+    r"AsyncSarvam\(api_key=\.\.\.\)"
+    rf"|job_parameters\.(?P<field>{_PLAIN}|{_UNDERSCORED})\b(?P<fset>=True\b|=)?"
+    rf"|\b(?P<name>{_UNDERSCORED})\b(?P<nset>=True\b|=)?"
+    rf"|\b(?P<arg>{_PLAIN})(?P<aset>=)"
 )
+
+
+def _option(match: re.Match[str]) -> str:
+    name = match.group("field") or match.group("name") or match.group("arg")
+    if name is None:
+        return _CLI_WORDS["api_key"]
+    setting = match.group("fset") or match.group("nset") or match.group("aset") or ""
+    glued = setting == "=" and not match.string[match.end() : match.end() + 1].isspace()
+    return _CLI_WORDS[name] + (" " if glued else "")
 
 
 def cli_words(text: str) -> str:
     """``text`` with the library's parameter names replaced by the command's options."""
-    return _CODE_WORD.sub(lambda m: _CLI_WORDS[m.group(1) or "api_key"], text)
+    return _CODE_WORD.sub(_option, text)
 
 
 def one_line(exc: BaseException) -> str:
