@@ -21,7 +21,7 @@ from . import _constants as C
 from ._callback_receiver import CallbackConfig
 from ._callback_wait import timed_out, wait_for_callback
 from ._filenames import check_file_names, is_plain_file_name, transcript_path
-from ._preflight import check_polling, local_paths
+from ._preflight import check_output_dir, check_polling, local_paths
 from ._resources import JobLinks
 from ._results import FileOutcome, FileResult, ProgressCallback, emit, file_results, read_result
 from ._tasks import gather_or_cancel
@@ -304,12 +304,7 @@ class BatchJob:
                 await settled(outcome)
         if not wanted:
             return outcomes
-        try:
-            await asyncio.to_thread(output_dir.mkdir, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JobError(
-                f"cannot create the output folder {output_dir}: {exc.strerror}", job_id=self.job_id
-            ) from None
+        await asyncio.to_thread(check_output_dir, output_dir)  # before asking for links
         links = await self._links.download(list(wanted))
 
         async def one(output: str, name: str, dest: Path) -> FileOutcome:

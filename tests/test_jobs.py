@@ -217,8 +217,8 @@ async def test_unwritable_output_is_a_failed_outcome_not_an_oserror(
     assert not outcomes["a.wav"].ok and "cannot write" in (outcomes["a.wav"].error or "")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(errors.JobError):
-        await job.download_outputs(blocker / "sub", status=status)
+    with pytest.raises(errors.InvalidParameterError, match="is a file, not a folder"):
+        await job.download_outputs(blocker / "sub", status=status)  # before asking for links
 
 
 async def test_storage_retries_and_errors_name_the_file_not_the_url(

@@ -120,7 +120,6 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
     params = job_parameters(args)
     inputs = collect_inputs(args.files, force=args.force)
     out = Path(args.out)
-    check_output_folder(out)
     paths = inputs.files
     for path, times in inputs.repeated.items():
         ui.note(f"{path} was given {times} times; it is sent once")
@@ -132,6 +131,7 @@ async def transcribe(args: argparse.Namespace, ui: UI) -> int:
         listening(args) as callback,
     ):
         await check_reachable(client.base_url, BASE_URL_HINT)
+        check_output_folder(out)  # made only once the key and the address are good
         display = FanOutProgress(ui.err, lambda: client.stats, len(paths))
         started = time.monotonic()
         try:
