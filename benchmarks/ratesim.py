@@ -1,4 +1,4 @@
-"""Run the rate controller through the simulator on a whole grid and check issue 9's targets.
+"""Run the rate controller through the simulator on a whole grid and check it against its targets.
 
     python -m benchmarks.ratesim                   # the whole grid (both demand models)
     python -m benchmarks.ratesim --quick           # a small subset, for a smoke run
@@ -22,7 +22,7 @@ and the injected faults') over every answer; **x off**, wall time over pacing of
 
 Workloads: a limited cell is sized to last ``--span`` simulated seconds at the plan (a
 fan-out never has fewer than one job per process, nor so many that, limited by its own
-polling, it would run past twice the span); an unlimited cell is issue 9's first row per
+polling, it would run past twice the span); an unlimited cell is the first fan-out row per
 process: 100 files in 5 jobs (fan-out) or ``--unlimited-calls`` calls (storm).
 """
 
@@ -283,7 +283,7 @@ def _targets() -> list[_Target]:
     def many(o: Outcome) -> bool:
         return (
             limited(o) and o.cell.processes in (4, 8) and (o.cell.plan or 0) >= 120
-        )  # issue 9: plans of 120/min and above
+        )  # the multi-process targets: plans of 120/min and above
 
     def unlimited(faults: bool) -> Callable[[Outcome], bool]:
         return lambda o: o.cell.plan is None and (o.cell.faults > 0) == faults
@@ -461,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for o in outcomes:
         print(_row(o))
-    print("\n## Worst cell per target (issue 9)\n")
+    print("\n## Worst cell per target\n")
     print("\n".join(_report_targets(outcomes)))
     events = sum(o.events for o in outcomes)
     print(f"\n{len(cells)} cells, {events:,} events, {elapsed:.1f} s on {args.workers} worker(s).")

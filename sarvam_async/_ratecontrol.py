@@ -3,15 +3,14 @@
 The account's limit is unknown and shared; the controller learns what it accepts from what
 it accepted, and costs nothing while nothing is refused::
 
-     START ──────────────── rate refusals beyond chance in a round ───────────────────▶ PACED
-     unpaced; at most `window` calls in flight,        pace = the rate the account accepted;
-     doubling per round trip of accepted answers       grows back to it fast, then probes past
-                                                       it slowly; each refusal cuts it again
-                                                               │ cuts go on, refusals stay
-                                                               ▼ under a quarter
-                                                       TEST: half the accepted rate for 10 s;
-                                                       refusals still coming are background:
-                                                       restore the pace, discount their share
+     START ───────────── rate refusals beyond chance in a round ──────────────▶ PACED
+     unpaced; at most `window` calls in flight,      pace = what the account accepted; each
+     doubling per round trip of accepted answers     refusal cuts it; busy calm rounds grow it
+       ▲                                                   │ demand never filled the window
+       │ refusals still come: background                   │ (quick test), or refusals went
+       └──────────────── TEST: half the accepted rate ◀────┘ on through three cuts (10 s test)
+                         for a while; refusals still coming are background: restore the
+                         pace (or the start), discount their share; none: the cut stands
 
 * **START**: calls go unpaced, at most ``window`` in flight. The window starts at
   ``RATE_START_WINDOW`` and grows by one per accepted answer while calls find it full, so
@@ -19,8 +18,9 @@ it accepted, and costs nothing while nothing is refused::
 * **Rounds**: a round is at least ``RATE_ROUND_SECONDS`` and ``RATE_ROUND_ANSWERS`` answers
   (or ``RATE_ROUND_MAX_SECONDS``). Only answers to calls sent in the current round count.
 * **Leaving START**: a round with ``RATE_MIN_REFUSALS`` rate refusals, more than chance and
-  the background explain. The pace starts at half the accepted rate (the burst that met the
-  limit also drained the account's bucket), or half what was sent. A client whose demand
+  the background explain (``RATE_EXCESS_SIGMAS``). The pace starts at half the accepted
+  rate (the burst that met the limit also drained the account's bucket), or half what was
+  sent. A client whose demand
   never filled its window, refused no more than background could be, first gets a short
   test (below): a modest caller meeting random refusals goes back to the unpaced start.
 * **PACED**: once pacing with no background known, one refusal of a call sent since the
