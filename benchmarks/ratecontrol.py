@@ -1,4 +1,4 @@
-"""Rate control on real processes: the workloads the controller must serve, pacing on beside pacing off.
+"""Rate control on real processes: its workloads, pacing on beside pacing off.
 
     python -m benchmarks.ratecontrol              # every row (about 10 minutes)
     python -m benchmarks.ratecontrol --row clean  # one row (repeatable)
