@@ -103,7 +103,7 @@ def _row(name: str, r: dict[str, Any], limit: float) -> str:
     share = r["throttled"] / r["requests"] if r["requests"] else 0.0
     util = accepted / r["wall"] * 60.0 / limit if limit else 0.0
     return (
-        f"| {name} | {r['ok']:,}/{r['files']:,} | {r['wall']:.1f} | {r['ok'] / r['wall']:.1f} | "
+        f"| {name} | {r['ok']:,}/{r['files']:,} | {r['wall']:.2f} | {r['ok'] / r['wall']:.1f} | "
         f"{r['requests'] / r['wall']:.2f} | {r['requests']:,} | {share:.1%} | {util:.0%} | "
         f"{r['retries']:,} | {'yes' if r['complete'] else 'NO'} |"
     )
