@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from sarvam_async import AsyncSarvam, RetryPolicy
 from sarvam_async.testing import Emulator
+
+from .redis_server import RedisServer
 
 KEY = "test-key-0123456789-secret"
 
@@ -53,3 +56,16 @@ async def client(emulator: Emulator, policy: RetryPolicy) -> AsyncIterator[Async
         api_key=KEY, base_url=emulator.url, retry=policy, adaptive_rate=False
     ) as c:
         yield c
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A throwaway redis-server on a free loopback port, killed after the test."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            server.resume()  # a frozen server does not die of SIGKILL until it runs
+        server.kill()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -28,16 +27,6 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "ray_corpus.py"
 
 if not os.environ.get("SARVAM_ASYNC_REQUIRE_EXTRAS"):
     pytest.importorskip("ray", reason="the examples extra is not installed")
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.mark.timeout(180)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,18 +29,6 @@ from .conftest import KEY
 from .redis_server import RedisServer
 
 PARAMS = SpeechToTextJobParameters(language_code="hi-IN")
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            server.resume()  # a frozen server does not die of SIGKILL until it runs
-        server.kill()
 
 
 @pytest.fixture
