@@ -10,7 +10,8 @@ is a presigned-style blob store: PUT streams the body and discards it, GET strea
 ``emulator`` mode runs the project's ``Emulator`` instead, with one completed job.
 
 ``ServerProcess`` starts either in a fresh process and talks to it over a pipe: the URL and
-job to use, then snapshots of its counters and CPU time on request.
+job to use, then snapshots of its counters and CPU time (or of the emulator's jobs) on
+request.
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ async def _emulator_job(url: str) -> tuple[str, str]:
 async def _serve(config: ServerConfig, conn: Connection) -> None:
     loop = asyncio.get_running_loop()
     counters: Callable[[], tuple[int, int]]
+    created: Callable[[], dict[str, int]] = dict
     close: Callable[[], Awaitable[None]]
     if config.kind == "emulator":
         from sarvam_async.testing import Emulator
@@ -187,6 +189,12 @@ async def _serve(config: ServerConfig, conn: Connection) -> None:
         def counters() -> tuple[int, int]:
             stats = emu.stats
             return stats.api_requests, stats.rate_limited
+
+        def created() -> dict[str, int]:
+            jobs = emu.jobs.values()
+            started = sum(job.started_at is not None for job in jobs)
+            inputs = sum(len(job.inputs) for job in jobs)
+            return {"jobs": len(jobs), "started": started, "inputs": inputs}
 
     else:
         fast = FastServer(config)
@@ -211,6 +219,9 @@ async def _serve(config: ServerConfig, conn: Connection) -> None:
                 break
             if msg == "stop":
                 break
+            if msg == "jobs":
+                conn.send(created())
+                continue
             requests, throttled = counters()
             conn.send({"requests": requests, "throttled": throttled, "cpu": _cpu()})
         loop.call_soon_threadsafe(stop.set)
@@ -245,6 +256,12 @@ class ServerProcess:
         """The server's request and 429 counts and its CPU seconds so far."""
         self._conn.send("snapshot")
         result: dict[str, float] = self._conn.recv()
+        return result
+
+    def jobs(self) -> dict[str, int]:
+        """Emulator only: jobs created and started, and input files received (else {})."""
+        self._conn.send("jobs")
+        result: dict[str, int] = self._conn.recv()
         return result
 
     def stop(self) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import math
 import multiprocessing as mp
 import re
 import sys
@@ -27,6 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sarvam_async.models import MAX_FILES_PER_JOB
 
 from ._server import API_KEY, ServerConfig, ServerProcess
 
@@ -41,6 +45,9 @@ class Work:
     start_at: float  # time.time() at which to begin (so workers start together)
     poll_interval: float
     adaptive: bool = True
+    redis_url: str | None = None  # share one budget through this Redis (RedisRateLimiter)
+    plan: float | None = None  # the shared limiter's rate_limit; None: it learns the rate
+    give_up_at: float | None = None  # time.time() after which the worker stops waiting
 
 
 def _make_inputs(folder: Path, n: int, tag: str) -> list[Path]:
@@ -54,7 +61,7 @@ def _make_inputs(folder: Path, n: int, tag: str) -> list[Path]:
 
 
 async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
-    from sarvam_async import AsyncSarvam
+    from sarvam_async import AsyncSarvam, RedisRateLimiter
 
     paths = _make_inputs(root / "in", work.files, work.tag)
     out = root / "out"
@@ -62,18 +69,48 @@ async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
     ok: list[str] = []
     failed: list[str] = []
     errors: dict[str, int] = {}
+    jobs: set[str] = set()
+    shared = None
+    if work.redis_url is not None:
+        shared = RedisRateLimiter(work.redis_url, rate_limit=work.plan)
     t0 = time.perf_counter()
-    async with AsyncSarvam(
-        api_key=API_KEY, base_url=work.url, adaptive_rate=work.adaptive
-    ) as client:
-        async for outcome in client.transcribe_files(
-            paths, output_dir=out, max_concurrent_jobs=8, poll_interval=work.poll_interval
-        ):
-            good = outcome.ok and outcome.output_path is not None and outcome.output_path.exists()
-            (ok if good else failed).append(outcome.name)
-            if not good:
-                reason = _REQUEST_DETAILS.sub("", outcome.error or "no output on disk")[:200]
-                errors[reason] = errors.get(reason, 0) + 1
+    async with contextlib.AsyncExitStack() as stack:
+        if shared is not None:
+            await stack.enter_async_context(shared)
+        client = await stack.enter_async_context(
+            AsyncSarvam(
+                api_key=API_KEY,
+                base_url=work.url,
+                adaptive_rate=work.adaptive,
+                rate_limiter=shared,
+            )
+        )
+
+        async def consume() -> None:
+            outcomes = client.transcribe_files(
+                paths, output_dir=out, max_concurrent_jobs=8, poll_interval=work.poll_interval
+            )
+            async with contextlib.aclosing(outcomes):
+                async for outcome in outcomes:
+                    good = (
+                        outcome.ok
+                        and outcome.output_path is not None
+                        and outcome.output_path.exists()
+                    )
+                    (ok if good else failed).append(outcome.name)
+                    if outcome.job_id:
+                        jobs.add(outcome.job_id)
+                    if not good:
+                        reason = outcome.error or "no output on disk"
+                        reason = _REQUEST_DETAILS.sub("", reason)[:200]
+                        errors[reason] = errors.get(reason, 0) + 1
+
+        left = None if work.give_up_at is None else max(0.0, work.give_up_at - time.time())
+        timed_out = False
+        try:
+            await asyncio.wait_for(consume(), left)
+        except asyncio.TimeoutError:
+            timed_out = True
         wall = time.perf_counter() - t0
         stats = client.stats
     on_disk = sorted(p.name for p in out.glob("*.json"))
@@ -85,6 +122,9 @@ async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
         "duplicates": len(ok) - len(set(ok)),
         "on_disk": len(on_disk),
         "complete": len(set(ok)) == work.files and len(on_disk) == work.files,
+        "timed_out": timed_out,
+        "jobs": len(jobs),
+        "jobs_needed": math.ceil(work.files / MAX_FILES_PER_JOB),
         "requests": stats.requests,
         "throttled": stats.throttled,
         "retries": stats.retries,
@@ -115,7 +155,22 @@ HEADER = (
 )
 
 
-def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
+def run_cell(
+    workers: int,
+    files: int,
+    args: argparse.Namespace,
+    *,
+    redis_url: str | None = None,
+    plan: float | None = None,
+    give_up_after: float | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run ``files`` split over ``workers`` processes against a fresh emulator.
+
+    Returns each worker's results and the totals the emulator counted (``wall`` is the busy
+    period as the parent saw it; ``jobs``/``inputs`` are the jobs created and the files
+    uploaded to them). ``redis_url`` gives every worker a ``RedisRateLimiter`` (``plan``
+    its ``rate_limit``); ``give_up_after`` seconds from the start, workers stop waiting.
+    """
     emulator = {
         "rate_limit": args.rate_limit or None,
         "latency": args.latency,
@@ -130,24 +185,37 @@ def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
     try:
         before = server.snapshot()
         start_at = time.time() + 3.0  # time for every worker to import and write its inputs
+        give_up_at = None if give_up_after is None else start_at + give_up_after
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             jobs = [
                 pool.submit(
                     worker_main,
-                    Work(server.url, per, f"w{i}", start_at, args.poll_interval, args.adaptive),
+                    Work(
+                        server.url,
+                        per,
+                        f"w{i}",
+                        start_at,
+                        args.poll_interval,
+                        args.adaptive,
+                        redis_url,
+                        plan,
+                        give_up_at,
+                    ),
                 )
                 for i in range(workers)
             ]
-            results = [j.result(timeout=600) for j in jobs]
+            results = [
+                j.result(timeout=600 if give_up_after is None else give_up_after + 60) for j in jobs
+            ]
         busy = time.time() - start_at
         after = server.snapshot()
+        created = server.jobs()
     finally:
         server.stop()
     for r in results:
         r["files"] = per
         for reason, count in r["errors"].items():
             print(f"{r['tag']}: {count} file(s) failed: {reason}", file=sys.stderr)
-    rows = [_row(f"worker {r['tag']}", r, args.rate_limit) for r in results] if workers > 1 else []
     # Overall, counted by the emulator itself.
     total = {
         "ok": sum(r["ok"] for r in results),
@@ -157,7 +225,15 @@ def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
         "throttled": int(after["throttled"] - before["throttled"]),
         "retries": sum(r["retries"] for r in results),
         "complete": all(r["complete"] for r in results),
+        **created,
     }
+    return results, total
+
+
+def run_part(workers: int, files: int, args: argparse.Namespace) -> str:
+    results, total = run_cell(workers, files, args)
+    per = files // workers
+    rows = [_row(f"worker {r['tag']}", r, args.rate_limit) for r in results] if workers > 1 else []
     rows.append(
         _row(f"all ({workers} process{'es' if workers > 1 else ''})", total, args.rate_limit)
     )
