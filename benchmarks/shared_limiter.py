@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 
 from sarvam_async._limiter import Limiter
 from sarvam_async._ratecontrol import Signal
 from sarvam_async._redis_limiter import RedisRateLimiter
+
+from ._redis import RedisUnavailable, local_redis
 
 
 async def _measure(limiter: Limiter, calls: int) -> tuple[float, float, float, float]:
@@ -58,24 +56,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=5000)
     args = ap.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        print("redis-server is not installed (apt-get install redis-server)", file=sys.stderr)
+    try:
+        with local_redis() as (url, _):
+            asyncio.run(_run(url, args.calls))
+    except RedisUnavailable as exc:
+        print(exc, file=sys.stderr)
         return 2
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as folder:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(0.3)
-            asyncio.run(_run(f"redis://127.0.0.1:{port}/0", args.calls))
-        finally:
-            proc.kill()
-            proc.wait()
     return 0
 
 
