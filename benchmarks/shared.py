@@ -1,0 +1,184 @@
+"""Several processes on one account: uncoordinated, against the shared Redis limiter.
+
+    python -m benchmarks.shared                         # the grid, then the fallback check
+    python -m benchmarks.shared --workers 4 --plan 600  # one row of the grid (all three modes)
+    python -m benchmarks.shared --fallback-only         # Redis killed mid-run
+
+Each cell starts the emulator in its own process with ONE account limit (``--plan``,
+requests per minute; token bucket of one second's worth, at least one request), a fresh
+throwaway ``redis-server`` on a free loopback port, and N worker processes that each run
+``transcribe_files`` on a shard of their own (``benchmarks.fanout``'s workers), all at
+once, in three modes:
+
+- ``uncoordinated``: default clients; each learns the limit alone from its own refusals;
+- ``shared, plan``: ``RedisRateLimiter(url, rate_limit=plan)`` in every worker;
+- ``shared, learned``: ``RedisRateLimiter(url)``, one rate learned for the whole account.
+
+Reported per cell: "limit used", accepted API calls (counted by the emulator) over the plan
+times the busy period (start to the last worker's end); the share of calls answered 429;
+the spread of the workers' finish times, (max - min) / max; and whether every file is on
+disk once, in as many jobs as its shard needs (each job created and started once). Shards
+are sized per plan so that a cell lasts about a minute (low plans: fewer files, a few
+minutes); a cell that runs past twice its ideal length plus a minute is stopped and shown
+unfinished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sarvam_async.models import MAX_FILES_PER_JOB
+
+from ._redis import local_redis
+from .fanout import run_cell
+
+PLANS = (2400.0, 600.0, 120.0, 20.0)
+WORKERS = (4, 8)
+MODES = ("uncoordinated", "shared, plan", "shared, learned")
+JOBS = {20.0: 4, 120.0: 16, 600.0: 80, 2400.0: 192}
+"""Jobs of 20 files per cell, all processes together: about a minute at 120-2,400/min
+(one job per process at 20/min: 80 s with 4, 160 s with 8), with some 6.5 API calls per job."""
+CALLS_PER_JOB = 6.5
+
+HEADER = (
+    "| processes | plan/min | limiter | files | busy s | API calls | limit used | 429 share | "
+    "finish spread | all on disk once, no duplicate job |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _ideal(jobs: int, plan: float) -> float:
+    return jobs * CALLS_PER_JOB / (plan / 60.0)
+
+
+def run(
+    workers: int,
+    plan: float,
+    mode: str,
+    jobs: int,
+    args: argparse.Namespace,
+    kill_redis_after: float | None = None,
+) -> dict[str, Any]:
+    """One cell; ``kill_redis_after`` seconds after the start, the redis-server is killed."""
+    per = math.ceil(jobs / workers) * MAX_FILES_PER_JOB
+    cell = argparse.Namespace(**vars(args))
+    cell.rate_limit = plan
+    give_up = 2 * _ideal(jobs, plan) + 60.0
+    with local_redis() as (url, redis):
+        killed: list[float] = []
+        timer = None
+        if kill_redis_after is not None:
+
+            def kill() -> None:
+                redis.kill()
+                killed.append(time.time())
+
+            # the workers start about 4 s after run_cell is called (server, then 3 s)
+            timer = threading.Timer(4.0 + kill_redis_after, kill)
+            timer.start()
+        began = time.time()
+        results, total = run_cell(
+            workers,
+            per * workers,
+            cell,
+            redis_url=None if mode == "uncoordinated" else url,
+            plan=plan if mode == "shared, plan" else None,
+            give_up_after=give_up,
+        )
+        if timer is not None:
+            timer.cancel()
+    walls = [r["wall"] for r in results]
+    busy = max(walls)
+    accepted = total["requests"] - total["throttled"]
+    return {
+        "workers": workers,
+        "plan": plan,
+        "mode": mode,
+        "files": per * workers,
+        "ok": total["ok"],
+        "busy": busy,
+        "requests": total["requests"],
+        "throttled": total["throttled"],
+        "used": accepted / (plan / 60.0 * busy),
+        "share": total["throttled"] / total["requests"] if total["requests"] else 0.0,
+        "spread": (busy - min(walls)) / busy,
+        "timed_out": any(r["timed_out"] for r in results),
+        "once": total["complete"]
+        and all(r["duplicates"] == 0 for r in results)
+        and total["jobs"] == total["started"] == sum(r["jobs_needed"] for r in results)
+        and total["inputs"] == per * workers,
+        "jobs": total["jobs"],
+        "jobs_needed": sum(r["jobs_needed"] for r in results),
+        "killed_at": killed[0] - began - 4.0 if killed else None,
+        "walls": walls,
+    }
+
+
+def row(r: dict[str, Any]) -> str:
+    done = "yes" if r["once"] else "NO"
+    if not r["once"]:
+        done += f" ({r['ok']:,} files ok, {r['jobs']}/{r['jobs_needed']} jobs"
+        done += ", stopped unfinished)" if r["timed_out"] else ")"
+    mode = r["mode"]
+    if r["killed_at"] is not None:
+        mode += f", Redis killed at {r['killed_at']:.1f} s"
+    return (
+        f"| {r['workers']} | {r['plan']:,.0f} | {mode} | {r['files']:,} | {r['busy']:.1f} | "
+        f"{r['requests']:,} | {r['used']:.1%} | {r['share']:.1%} | {r['spread']:.1%} | {done} |"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.shared",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--workers", type=int, action="append", help="processes (4 and 8)")
+    ap.add_argument("--plan", type=float, action="append", help="requests/min (all four)")
+    ap.add_argument("--mode", choices=MODES, action="append", help="limiter (all three)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every cell's jobs")
+    ap.add_argument("--fallback-only", action="store_true")
+    ap.add_argument("--no-fallback", action="store_true")
+    ap.add_argument("--latency", type=float, default=0.05, help="seconds per API answer")
+    ap.add_argument("--job-duration", type=float, default=2.0, help="seconds per job")
+    ap.add_argument("--poll-interval", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    args.adaptive = True
+    lines = [HEADER]
+    print(HEADER, flush=True)
+    if not args.fallback_only:
+        for plan in args.plan or PLANS:
+            jobs = max(1, round(JOBS.get(plan, 16) * args.scale))
+            for workers in args.workers or WORKERS:
+                for mode in args.mode or MODES:
+                    line = row(run(workers, plan, mode, max(jobs, workers), args))
+                    lines.append(line)
+                    print(line, flush=True)
+    if not args.no_fallback:
+        jobs = round(JOBS[600.0] * args.scale)
+        r = run(4, 600.0, "shared, plan", jobs, args, _ideal(jobs, 600.0) / 3)
+        line = row(r)
+        print(line, flush=True)
+        if r["killed_at"] is None:
+            print("\nFallback: the run ended before redis-server was killed: FAIL", flush=True)
+            return 1
+        print(
+            f"\nFallback: redis-server killed {r['killed_at']:.1f} s after the start of a "
+            f"{r['busy']:.1f} s run; {r['ok']:,}/{r['files']:,} files on disk, "
+            f"{r['jobs']} jobs created for {r['jobs_needed']} needed: "
+            f"{'PASS' if r['once'] else 'FAIL'}",
+            flush=True,
+        )
+    print("\n" + "\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
