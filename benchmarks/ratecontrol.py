@@ -22,117 +22,34 @@ from collections.abc import Sequence
 
 from . import fanout
 
+# the first workload: 100 files, no account limit, jobs that end at once
+_SMALL = "--files 100 --rate-limit 0 --job-duration 0.05 --poll-interval 0.05"
+
 # name: (fanout options, what it models)
-ROWS: dict[str, tuple[list[str], str]] = {
-    "clean": (
-        [
-            "--files",
-            "100",
-            "--rate-limit",
-            "0",
-            "--latency",
-            "0.03",
-            "--job-duration",
-            "0.05",
-            "--poll-interval",
-            "0.05",
-        ],
-        "100 files, 30 ms per call, no limit, no faults",
-    ),
-    "clean-10ms": (
-        [
-            "--files",
-            "100",
-            "--rate-limit",
-            "0",
-            "--latency",
-            "0.01",
-            "--job-duration",
-            "0.05",
-            "--poll-interval",
-            "0.05",
-        ],
-        "the same at 10 ms",
-    ),
-    "clean-250ms": (
-        [
-            "--files",
-            "100",
-            "--rate-limit",
-            "0",
-            "--latency",
-            "0.25",
-            "--job-duration",
-            "0.05",
-            "--poll-interval",
-            "0.05",
-        ],
-        "the same at 250 ms",
-    ),
+ROWS: dict[str, tuple[str, str]] = {
+    "clean": (f"{_SMALL} --latency 0.03", "100 files, 30 ms per call, no limit, no faults"),
+    "clean-10ms": (f"{_SMALL} --latency 0.01", "the same at 10 ms"),
+    "clean-250ms": (f"{_SMALL} --latency 0.25", "the same at 250 ms"),
     "faults": (
-        [
-            "--files",
-            "100",
-            "--rate-limit",
-            "0",
-            "--latency",
-            "0.03",
-            "--job-duration",
-            "0.05",
-            "--poll-interval",
-            "0.05",
-            "--fault-rate",
-            "0.2",
-        ],
+        f"{_SMALL} --latency 0.03 --fault-rate 0.2",
         "the same with a fifth of answers refused at random (429 or 503)",
     ),
     "limit": (
-        ["--files", "1000", "--rate-limit", "600", "--latency", "0.05", "--job-duration", "2"],
+        "--files 1000 --rate-limit 600 --latency 0.05 --job-duration 2",
         "1,000 files under 600/min, 50 ms per call, 2 s jobs",
     ),
     "limit-faults": (
-        [
-            "--files",
-            "300",
-            "--rate-limit",
-            "600",
-            "--latency",
-            "0.05",
-            "--job-duration",
-            "1",
-            "--fault-rate",
-            "0.2",
-        ],
+        "--files 300 --rate-limit 600 --latency 0.05 --job-duration 1 --fault-rate 0.2",
         "300 files under 600/min with a fifth of answers refused at random",
     ),
 }
-MULTI: dict[str, tuple[list[str], str]] = {
+MULTI: dict[str, tuple[str, str]] = {
     "multi-600": (
-        [
-            "--files",
-            "1000",
-            "--rate-limit",
-            "600",
-            "--multi-latency",
-            "0.08",
-            "--job-duration",
-            "2",
-        ],
+        "--files 1000 --rate-limit 600 --multi-latency 0.08 --job-duration 2",
         "4 processes x 250 files sharing 600/min",
     ),
     "multi-2400": (
-        [
-            "--files",
-            "1600",
-            "--rate-limit",
-            "2400",
-            "--multi-latency",
-            "0.03",
-            "--job-duration",
-            "1",
-            "--burst",
-            "5",
-        ],
+        "--files 1600 --rate-limit 2400 --multi-latency 0.03 --job-duration 1 --burst 5",
         "4 processes x 400 files sharing 40/s, bursts of 5",
     ),
 }
@@ -140,10 +57,10 @@ MULTI: dict[str, tuple[list[str], str]] = {
 _ALL = re.compile(r"^\| all \(\d+ process(?:es)?\) \|(.*)$", re.M)
 
 
-def _run(options: list[str], part: str, pacing: str) -> list[str]:
+def _run(options: str, part: str, pacing: str) -> list[str]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        fanout.main([*options, "--part", part, "--pacing", pacing])
+        fanout.main([*options.split(), "--part", part, "--pacing", pacing])
     match = _ALL.search(out.getvalue())
     assert match, out.getvalue()
     return [c.strip() for c in match.group(1).split("|")]
