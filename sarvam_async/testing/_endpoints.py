@@ -20,6 +20,7 @@ from ._clock import WallClock
 from ._http import JSON, ApiError, encode, json_response
 from ._params import (
     MAX_FILES,
+    FilesBody,
     check_content_type,
     check_input_names,
     parse_files,
@@ -117,15 +118,22 @@ class Endpoints:
         }
         return json_response(202, encode(doc), rid)
 
-    def upload_files(
-        self, request: web.BaseRequest, m: Match, body: bytes, rid: str
-    ) -> web.Response:
+    def _files_request(
+        self, request: web.BaseRequest, m: Match, body: bytes
+    ) -> tuple[FilesBody, Job]:
+        """The ``FilesRequest`` of upload-files / download-files and the job it names."""
         ptu = self._ptu(request) if m.flow == "translate" else None
         self._json_body(request)
         req = parse_files(body)
         job = self._job(m.flow, req.job_id)
         if ptu is not None:
             job.ptu_id = ptu
+        return req, job
+
+    def upload_files(
+        self, request: web.BaseRequest, m: Match, body: bytes, rid: str
+    ) -> web.Response:
+        req, job = self._files_request(request, m, body)
         if job.started is not None:
             raise ApiError(400, f"Job {job.job_id} has already been started; cannot upload files")
         check_input_names(req.files)
@@ -167,12 +175,7 @@ class Endpoints:
     def download_files(
         self, request: web.BaseRequest, m: Match, body: bytes, rid: str
     ) -> web.Response:
-        ptu = self._ptu(request) if m.flow == "translate" else None
-        self._json_body(request)
-        req = parse_files(body)
-        job = self._job(m.flow, req.job_id)
-        if ptu is not None:
-            job.ptu_id = ptu
+        req, job = self._files_request(request, m, body)
         now = self._clock()
         refused = job.download_refusal(now, self._settings.download_lag)
         if refused is not None:
