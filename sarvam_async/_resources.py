@@ -56,12 +56,20 @@ def _endpoints(prefix: str) -> _Endpoints:
     return _Endpoints(
         # initiate creates a job: a retry after the request went out could create two.
         initiate=Endpoint("initiate", "POST", prefix, BulkJobInitResponse, idempotent=False),
-        upload=Endpoint("upload-files", "POST", f"{prefix}/upload-files", FilesUploadResponse),
+        # Every call after initiate carries on a job that exists: ahead of new jobs, so a
+        # paced fan-out starts its first job seconds in, not after every job's initiate.
+        upload=Endpoint(
+            "upload-files", "POST", f"{prefix}/upload-files", FilesUploadResponse, finishing=True
+        ),
         # start is refused the second time: only retried when the server refused it.
         start=Endpoint(
-            "start", "POST", f"{prefix}/{{job_id}}/start", JobStatusResponse, idempotent=False
+            "start",
+            "POST",
+            f"{prefix}/{{job_id}}/start",
+            JobStatusResponse,
+            idempotent=False,
+            finishing=True,
         ),
-        # status and download-files finish jobs already paid for: ahead of new work
         status=Endpoint(
             "status", "GET", f"{prefix}/{{job_id}}/status", JobStatusResponse, finishing=True
         ),

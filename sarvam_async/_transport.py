@@ -110,9 +110,9 @@ class Endpoint(Generic[T]):
     """One API operation: method, path template (``{job_id}`` escaped in), response type.
 
     ``idempotent=False`` (initiate, start) forbids retrying once the request may have
-    reached the server; refusals (429/503) are still retried. ``finishing=True`` (status,
-    download-files) queues the call ahead of others when the client must pace: finishing
-    work already paid for comes before starting more.
+    reached the server; refusals (429/503) are still retried. ``finishing=True`` (every
+    call but initiate) queues the call ahead of new jobs when the client must pace: carrying
+    on work already begun comes before starting more.
     """
 
     name: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,21 @@ async def test_finishing_calls_go_ahead_of_new_work_when_paced(emulator: Emulato
     routes = [r.route for r in emulator.requests]
     # the first initiate took the free slot; the status call, queued last, went next
     assert routes[:2] == ["initiate", "status"] and routes.count("initiate") == 4
+
+
+async def test_a_paced_fan_out_starts_its_first_job_before_initiating_the_last(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    paths = []
+    for i in range(80):
+        p = tmp_path / f"clip{i}.wav"
+        p.write_bytes(b"RIFF" + bytes(40))
+        paths.append(p)
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, rate_limit=1200) as c:
+        run = c.transcribe_files(paths, output_dir=tmp_path / "out", poll_interval=0.01)
+        assert all([o.ok async for o in run])
+    routes = [r.route for r in emulator.requests if not r.route.startswith("storage")]
+    # four jobs in flight, paced: upload links and start of the first job go ahead of the
+    # initiates still queued, so its processing begins while the others are being created
+    last_initiate = len(routes) - 1 - routes[::-1].index("initiate")
+    assert routes.index("start") < last_initiate
