@@ -93,18 +93,25 @@ the bottom of Sarvam's plans' range times six, doubled each busy round until ref
 SHARED_PLAN_HEADROOM = 0.98
 """A known plan is paced at this share of it: arrivals jitter by milliseconds, and a bucket of
 one token refuses a call that comes a hair early; 2 % under is enough to never meet it."""
-SHARED_EXIT_FACTOR = 0.5
-"""The first refusal halves the doubling rate: the rate before the last doubling was taken."""
-SHARED_CUT_FACTOR = 0.9
-"""A refusal once the limit is near cuts the shared rate by 10 %: under the limit, so the
-account's bucket refills, without giving up much of the plan."""
-SHARED_CATCH_UP_GAIN = 0.1
-"""Growth per busy round back to the rate that was refused, times the cut: a few rounds."""
-SHARED_PROBE_GAIN = 0.01
-"""Growth per busy round past it: finds freed capacity, slowly enough to refuse rarely."""
 SHARED_ROUND_SECONDS = 1.0
-"""Shortest time between two changes of the shared rate: the account's token bucket refills
-per second, and refusals of calls sent before a cut must not cut again."""
+"""Shortest round of the learned rate, which changes only at a round's end: the account's
+token bucket refills per second, and a round must hold calls enough to count refusals."""
+SHARED_ROUND_CALLS = 10
+"""Calls a round with refusals needs before it ends (unless ``SHARED_ROUND_MAX_SECONDS`` have
+passed): one refusal in ten is a share worth acting on; one in two is noise."""
+SHARED_ROUND_MAX_SECONDS = 10.0
+"""Longest round: at 20 requests/min ten calls take 30 s, too slow to learn a plan from."""
+SHARED_LEARNED_HEADROOM = 0.97
+"""A round with refusals sets the learned rate to this share of the rate the account accepted
+in it (calls granted less refusals, per second), as BBR paces at the delivery rate: just under
+what the bucket refills, so it refills and the next refusals come from a probe."""
+SHARED_DEEPEST_CUT = 0.25
+"""One round's cut never takes the rate below this share of it: a round of mostly stale
+refusals (sent before the pace came down) cannot stop the account."""
+SHARED_CATCH_UP_GAIN = 0.1
+"""Growth per busy calm round back to the accepted rate last measured: a few rounds."""
+SHARED_PROBE_GAIN = 0.01
+"""Growth per busy calm round past it: finds freed capacity, slowly enough to refuse rarely."""
 SHARED_MAX_RATE = 1000.0
 """Highest shared pace, in requests per second, a learned rate may reach: far above any plan,
 it only keeps a rate from growing without bound on an unlimited account."""

@@ -57,8 +57,9 @@ class SharedLimiter(Protocol):
         """True while the shared budget paces calls (cheap: read on every acquire)."""
         ...
 
-    async def turn(self, timeout: float) -> None:
-        """Wait for this call's turn; raises Overdue when it would come after ``timeout``."""
+    async def turn(self, timeout: float, ahead: bool = False) -> None:
+        """Wait for this call's turn, ``ahead`` ones (retries, work already begun) first;
+        raises Overdue when it would come after ``timeout``."""
         ...
 
     def on_answer(self, signal: Signal, retry_after: float | None) -> None:
@@ -174,7 +175,7 @@ class Limiter:
         started = self._clock()
         ticket = await self._acquire(timeout, retry, ahead)  # only the bound on calls in flight
         try:
-            await shared.turn(timeout - (self._clock() - started))
+            await shared.turn(timeout - (self._clock() - started), retry or ahead)
         except BaseException:
             self.requests -= 1  # it never went
             self.release(ticket, Signal.NO_SIGNAL, None)

@@ -2,8 +2,9 @@
 
 Each call's turn is one atomic round trip: a Lua script implementing GCRA (one "theoretical
 arrival time" per account) reserves the next slot at the account's pace and answers how long
-to wait for it. Only one call per process holds a reservation at a time, so the processes
-take turns and a change of pace reaches every one of them within a slot. The account's state
+to wait for it. Only one call per process holds a reservation at a time (retries and calls on
+jobs already begun ask first), so the processes take turns and a change of pace reaches every
+one of them within a slot. The account's state
 is one Redis hash, ``sarvam_async:rate:{<hash>}``, expiring ``key_ttl`` after its last use:
 
 ======== ===================================================================================
@@ -12,15 +13,25 @@ field    meaning
 tat      when the next slot is free (Redis server time, so hosts' clocks never matter)
 hold     no slot before this: a ``Retry-After`` one process was given holds all of them
 rate     the learned pace, requests per second (unused when the plan is known)
-ceil     the refused rate times the cut: growth is quick below it, slow past it
-changed  when the learned pace last moved: it grows once per round at most
-cut      when it was last cut: refusals within a round of a cut are of calls sent before it
+ceil     the rate the account last accepted in a round with refusals
+rs rn rx the current round: its start, calls granted in it, refusals reported in it
+rw       1 when a call of this round waited for its slot (demand was above the pace)
+settle   1 for the round after a cut: its refusals are of calls sent before the cut
 ======== ===================================================================================
 
 The pace is the known plan (``rate_limit=``, paced ``SHARED_PLAN_HEADROOM`` under it), else
-learned for the whole account: from ``SHARED_START_RATE`` it doubles each round in which
-calls waited for it, until a refusal halves it; after that each refusal cuts it by
-``SHARED_CUT_FACTOR`` and busy rounds grow it back, quickly to ``ceil``, slowly past it.
+learned for the whole account, one round at a time: a second, or while it has refusals, until
+it holds ten calls (or ten seconds), so that their share is worth acting on:
+
+=========================== ============================================================
+round ends with             the learned rate
+=========================== ============================================================
+refusals (not settling)     the accepted rate (granted less refused, per second) times
+                            ``SHARED_LEARNED_HEADROOM``; never below a quarter of itself
+no refusal, calls waited    doubles until the first refusal; then +10 % a round back to
+                            ``ceil``, +1 % a round past it
+no refusal, nobody waited   unchanged: idle rounds say nothing about the limit
+=========================== ============================================================
 
 If Redis fails or takes longer than ``timeout``, the process leaves: one WARNING, the
 client's own controller paces it, and every ``rejoin_interval`` one call tries Redis again.
@@ -30,6 +41,8 @@ A call never waits on Redis past its own deadline, and nothing the store does ra
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hashlib
 import logging
 import math
@@ -61,7 +74,8 @@ _TURN = (
     _NOW
     + """
 local plan, max_wait, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'hold', 'changed', 'ceil')
+local s = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'hold', 'ceil', 'rs', 'rn', 'rx', 'rw',
+                     'settle')
 local hold = tonumber(s[3]) or 0
 local rate = plan
 if plan <= 0 then rate = tonumber(s[2]) or tonumber(ARGV[4]) end
@@ -71,55 +85,109 @@ if wait > max_wait then
   return {0, num(wait), num(rate), num(math.max(0, hold - now))}
 end
 if plan <= 0 then
-  if wait > 0 and now - (tonumber(s[4]) or 0) >= tonumber(ARGV[5]) then
-    local ceil = tonumber(s[5])
-    if not ceil then
-      rate = rate * 2
-    elseif rate < ceil then
-      rate = math.min(ceil, rate * (1 + tonumber(ARGV[6])))
+  local rs, rn, rx = tonumber(s[5]) or now, tonumber(s[6]) or 0, tonumber(s[7]) or 0
+  local waited, settle, ceil = tonumber(s[8]) or 0, tonumber(s[9]) or 0, tonumber(s[4])
+  local dur = now - rs
+  if dur >= tonumber(ARGV[5]) and (rx == 0 or rn >= tonumber(ARGV[6])
+                                  or dur >= tonumber(ARGV[7])) then
+    if rx > 0 and settle == 0 then
+      local accepted = math.max(rn - rx, 0) / dur
+      ceil = accepted
+      rate = math.max(rate * tonumber(ARGV[8]), math.min(rate, accepted * tonumber(ARGV[9])))
+      settle = 1
     else
-      rate = rate * (1 + tonumber(ARGV[7]))
+      if rx == 0 and waited == 1 then
+        if not ceil then
+          rate = rate * 2
+        elseif rate < ceil then
+          rate = math.min(ceil, rate * (1 + tonumber(ARGV[10])))
+        else
+          rate = rate * (1 + tonumber(ARGV[11]))
+        end
+        rate = math.min(rate, tonumber(ARGV[12]))
+      end
+      settle = 0
     end
-    rate = math.min(rate, tonumber(ARGV[8]))
-    redis.call('HSET', KEYS[1], 'changed', num(now))
+    if ceil then redis.call('HSET', KEYS[1], 'ceil', num(ceil)) end
+    rs, rn, rx, waited = now, 0, 0, 0
   end
-  redis.call('HSET', KEYS[1], 'rate', num(rate))
+  if wait > 0 then waited = 1 end
+  redis.call('HSET', KEYS[1], 'rate', num(rate), 'rs', num(rs), 'rn', rn + 1, 'rx', rx,
+             'rw', waited, 'settle', settle)
 end
 redis.call('HSET', KEYS[1], 'tat', num(at + 1 / rate))
 redis.call('PEXPIRE', KEYS[1], math.ceil((ttl + wait) * 1000))
 return {1, num(wait), num(rate), num(math.max(0, hold - now))}
 """
 )
-"""ARGV: plan/s (0: learn), max wait s, ttl s, start rate, round s, catch-up, probe, max rate.
+"""ARGV: plan/s (0: learn), max wait s, ttl s, start rate, round s, round calls, longest
+round s, deepest cut, headroom, catch-up, probe, max rate.
 Returns {granted, wait s, rate/s, hold left s}."""
 
 _REFUSED = (
     _NOW
     + """
 local learn, retry_after, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local s = redis.call('HMGET', KEYS[1], 'rate', 'cut', 'ceil', 'hold', 'tat')
-local hold = tonumber(s[4]) or 0
+local s = redis.call('HMGET', KEYS[1], 'hold', 'tat')
+local hold = tonumber(s[1]) or 0
 if retry_after > 0 and now + retry_after > hold then
   hold = now + retry_after
   redis.call('HSET', KEYS[1], 'hold', num(hold))
 end
-local rate = tonumber(s[1])
-if learn == 1 and rate and now - (tonumber(s[2]) or 0) >= tonumber(ARGV[4]) then
-  local cut = tonumber(ARGV[6])
-  local factor = cut
-  if not tonumber(s[3]) then factor = tonumber(ARGV[5]) end
-  redis.call('HSET', KEYS[1], 'ceil', num(rate * cut), 'rate', num(rate * factor),
-             'changed', num(now), 'cut', num(now))
-end
-local tat = tonumber(s[5]) or now
+if learn == 1 then redis.call('HINCRBY', KEYS[1], 'rx', tonumber(ARGV[4])) end
+local tat = tonumber(s[2]) or now
 redis.call('PEXPIRE', KEYS[1], math.ceil((ttl + math.max(0, hold - now, tat - now)) * 1000))
 return 1
 """
 )
-"""ARGV: learn (1/0), Retry-After s (0: none), ttl s, round s, exit factor, cut factor."""
+"""ARGV: learn (1/0), Retry-After s (0: none), ttl s, refusals counted."""
 
 
 _SHA = {src: hashlib.sha1(src.encode()).hexdigest() for src in (_TURN, _REFUSED)}
+
+
+class _Turns:
+    """One holder at a time; waiters with ``ahead`` go first, each kind in arrival order."""
+
+    __slots__ = ("_ahead", "_busy", "_rest")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._ahead: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._rest: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def enter(self, timeout: float, ahead: bool) -> None:
+        """Wait for the turn; raises asyncio.TimeoutError after ``timeout`` seconds."""
+        if not self._busy:
+            self._busy = True
+            return
+        if timeout <= 0:
+            raise asyncio.TimeoutError
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._ahead if ahead else self._rest
+        queue.append(future)
+        try:
+            if timeout < math.inf:
+                await asyncio.wait_for(future, timeout)
+            else:
+                await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.leave()  # handed the turn as it gave up: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(future)
+            raise
+
+    def leave(self) -> None:
+        """Hand the turn to the next waiter, or free it."""
+        for queue in (self._ahead, self._rest):
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_result(None)
+                    return
+        self._busy = False
 
 
 def account_key(account: str) -> str:
@@ -172,7 +240,7 @@ class RedisRateLimiter:
         self._redis: Redis | None = None if isinstance(redis, str) else redis
         self._redis_class = _Redis
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = asyncio.Lock()
+        self._turns = _Turns()
         self._key = None if account is None else account_key(account)
         self._named = account is not None
         self._plan = 0.0 if rate_limit is None else rate_limit / 60.0 * C.SHARED_PLAN_HEADROOM
@@ -185,6 +253,8 @@ class RedisRateLimiter:
         self._hold_until = -math.inf
         self._rate: float | None = self._plan or None
         self._reporting: asyncio.Task[None] | None = None
+        self._refused = 0  # refusals heard and not yet sent to Redis
+        self._refused_hint = 0.0
 
     def __repr__(self) -> str:
         state = "left (pacing locally)" if self._down else "joined"
@@ -222,21 +292,19 @@ class RedisRateLimiter:
         """How long a shared ``Retry-After`` still holds this process's calls."""
         return max(0.0, self._hold_until - self._clock())
 
-    async def turn(self, timeout: float) -> None:
+    async def turn(self, timeout: float, ahead: bool = False) -> None:
         """Wait for this call's slot in the account's budget (see the module docstring).
 
-        Raises Overdue when the slot would come after ``timeout`` seconds; never raises
-        for Redis: the process leaves and the call goes.
+        One call of this process asks at a time, those with ``ahead`` (work already begun)
+        first. Raises Overdue when the slot would come after ``timeout`` seconds; never
+        raises for Redis: the process leaves and the call goes.
         """
         started = self._clock()
-        lock = self._bind()
-        if lock.locked() and timeout < math.inf:
-            try:
-                await asyncio.wait_for(lock.acquire(), max(timeout, 0.0))
-            except asyncio.TimeoutError:
-                raise Overdue(self._clock() - started) from None
-        else:
-            await lock.acquire()
+        turns = self._bind()
+        try:
+            await turns.enter(timeout, ahead)
+        except asyncio.TimeoutError:
+            raise Overdue(self._clock() - started) from None
         try:
             if self._down and self._clock() < self._retry_at:
                 return  # another call found Redis down while this one queued
@@ -260,7 +328,7 @@ class RedisRateLimiter:
             if wait > 0:
                 await asyncio.sleep(wait)
         finally:
-            lock.release()
+            turns.leave()
 
     def on_answer(self, signal: Signal, retry_after: float | None) -> None:
         """Hear one answer: a rate refusal holds this process now and every process soon."""
@@ -270,27 +338,31 @@ class RedisRateLimiter:
         hint = min(hint, C.RETRY_MAX_RETRY_AFTER)
         if hint:
             self._hold_until = max(self._hold_until, self._clock() + hint)
-        if self._down or (self._reporting is not None and not self._reporting.done()):
-            return  # one report at a time: a burst of refusals is one event
+        if self._down:
+            return
+        self._refused += 1  # every refusal counts: the learned rate is cut by their share
+        self._refused_hint = max(self._refused_hint, hint)
+        if self._reporting is not None and not self._reporting.done():
+            return  # the running report sends this one too
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._reporting = loop.create_task(self._report(hint))
+        self._reporting = loop.create_task(self._report())
 
     # --------------------------------------------------------------- Redis
 
-    def _bind(self) -> asyncio.Lock:
-        """The lock and connection of the running loop (a URL's client is rebuilt per loop)."""
+    def _bind(self) -> _Turns:
+        """The running loop's turn queue and connection (a URL's client is rebuilt per loop)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._loop = loop
-            self._lock = asyncio.Lock()
+            self._turns = _Turns()
             if self._url is not None:
                 self._redis = self._redis_class.from_url(
                     self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
                 )
-        return self._lock
+        return self._turns
 
     async def _ask(self, left: float) -> list[Any] | None:
         """One round trip of the turn script; None when Redis failed (the process left)."""
@@ -304,6 +376,10 @@ class RedisRateLimiter:
                     self._ttl,
                     C.SHARED_START_RATE,
                     C.SHARED_ROUND_SECONDS,
+                    C.SHARED_ROUND_CALLS,
+                    C.SHARED_ROUND_MAX_SECONDS,
+                    C.SHARED_DEEPEST_CUT,
+                    C.SHARED_LEARNED_HEADROOM,
                     C.SHARED_CATCH_UP_GAIN,
                     C.SHARED_PROBE_GAIN,
                     C.SHARED_MAX_RATE,
@@ -323,22 +399,19 @@ class RedisRateLimiter:
             logger.info("shared rate limiter: Redis answers again; pacing from the shared budget")
         return list(reply)
 
-    async def _report(self, hint: float) -> None:
-        try:
-            await asyncio.wait_for(
-                self._script(
-                    _REFUSED,
-                    0 if self._plan else 1,
-                    hint,
-                    self._ttl,
-                    C.SHARED_ROUND_SECONDS,
-                    C.SHARED_EXIT_FACTOR,
-                    C.SHARED_CUT_FACTOR,
-                ),
-                self._timeout,
-            )
-        except Exception as exc:
-            self._leave(exc)
+    async def _report(self) -> None:
+        """Send the refusals heard so far, one round trip per batch, until none are left."""
+        while self._refused:
+            count, hint = self._refused, self._refused_hint
+            self._refused, self._refused_hint = 0, 0.0
+            try:
+                await asyncio.wait_for(
+                    self._script(_REFUSED, 0 if self._plan else 1, hint, self._ttl, count),
+                    self._timeout,
+                )
+            except Exception as exc:
+                self._leave(exc)
+                return
 
     async def _script(self, source: str, *args: float) -> Any:
         """Run a script by its hash (one round trip), sending its text once per server."""
