@@ -46,10 +46,14 @@ RATE_EXIT_FACTOR = 0.5
 """Leaving START halves the accepted rate: the burst that met the limit drained its bucket."""
 RATE_CUT_HEADROOM = 0.95
 """A cut paces a little under the accepted rate, so the account's bucket refills between probes."""
-RATE_PROBE_GAIN = 0.05
-"""Growth per busy round without excess refusals: finds freed capacity within seconds."""
+RATE_PROBE_GAIN = 0.02
+"""Growth per second of busy rounds without excess refusals, past the rate accepted at the last
+cut: freed capacity is found within a minute, and probing refuses rarely (the grid: 5 %, per
+round as it was, refused more in the single-process cells and let fast processes sharing an
+account take the slow ones' share)."""
 RATE_CATCH_UP_GAIN = 0.25
-"""Growth per busy round while under the rate accepted at the last cut: back in a few rounds."""
+"""Growth per second of busy rounds while under the rate accepted at the last cut: back in a
+few seconds."""
 RATE_MEASURE_ROUNDS = 4
 """Rounds the accepted rate is measured over: whole cycles of refusal, hold and refill."""
 RATE_MIN_REFUSALS = 3
@@ -107,7 +111,8 @@ in it (calls granted less refusals, per second), as BBR paces at the delivery ra
 what the bucket refills, so it refills and the next refusals come from a probe."""
 SHARED_DEEPEST_CUT = 0.25
 """One round's cut never takes the rate below this share of it: a round of mostly stale
-refusals (sent before the pace came down) cannot stop the account."""
+refusals (sent before the pace came down) cannot stop the account. The start's first cut is
+not bounded: doubling can overshoot a low plan many times over, and that round measured it."""
 SHARED_CATCH_UP_GAIN = 0.1
 """Growth per busy calm round back to the accepted rate last measured: a few rounds."""
 SHARED_PROBE_GAIN = 0.01

@@ -27,7 +27,9 @@ it accepted, and costs nothing while nothing is refused::
   last cut cuts at once: to ``RATE_CUT_HEADROOM`` of the rate accepted over the last
   ``RATE_MEASURE_ROUNDS`` rounds, never below ``RATE_MAX_CUT`` of what was sent. A busy round
   (calls queued for the pace) without excess refusals grows the pace by
-  ``RATE_CATCH_UP_GAIN`` back to the accepted rate, then by ``RATE_PROBE_GAIN`` past it. A
+  ``RATE_CATCH_UP_GAIN`` per second back to the accepted rate, then by ``RATE_PROBE_GAIN``
+  per second past it: per second, not per round, because a slow pace's rounds are long, and
+  several processes on one account must grow alike for a cut to even their shares. A
   known plan (``rate_limit=``) starts here and is never probed past.
 * **TEST**: after ``RATE_TRIAL_AFTER_CUTS`` cuts with refusals going on, at no more than
   ``RATE_MAX_BACKGROUND`` of answers, the client paces at ``RATE_TEST_FACTOR`` of the accepted
@@ -343,10 +345,15 @@ class RateController:
             if self.background < 0.01:
                 self.background = self._measured = 0.0
         if self.phase is Phase.PACED and self._waited:
+            # per second, not per round (see the module docstring)
+            seconds = min(now - self._round_start, C.RATE_ROUND_MAX_SECONDS)
+            steps = seconds / C.RATE_ROUND_SECONDS
             if self.rate < self._target:  # back to what the account accepted, quickly
-                self.rate = min(self._target, self.rate * (1.0 + C.RATE_CATCH_UP_GAIN))
+                grown = self.rate * (1.0 + C.RATE_CATCH_UP_GAIN) ** steps
+                self.rate = min(self._target, grown)
             else:  # then probe past it, slowly
-                self.rate = min(self._ceiling, self.rate * (1.0 + C.RATE_PROBE_GAIN))
+                grown = self.rate * (1.0 + C.RATE_PROBE_GAIN) ** steps
+                self.rate = min(self._ceiling, grown)
         self._new_round(now)
 
     # ------------------------------------------------------------------ reading

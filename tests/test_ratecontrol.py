@@ -161,3 +161,27 @@ def test_refusals_that_go_on_at_half_the_accepted_rate_become_background() -> No
     # cuts did not stop them; at half the accepted rate they still came: background
     assert ctl.background == pytest.approx(0.15, abs=0.1)
     assert ctl.pace_per_minute is not None and ctl.pace_per_minute > 600
+
+
+def _grow_for(rate: float, seconds: float) -> float:
+    """Pace at ``rate`` (per second) with calls always queued and every answer accepted, past
+    the rate of the last cut, for ``seconds``; returns how many times the pace grew."""
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    ctl._pace(rate, clock())  # as a cut would leave it: paced, at its accepted rate
+    ctl._target = rate
+    ctl._new_round(clock())
+    end = clock() + seconds
+    while clock() < end:
+        clock.advance(ctl.next_send(0))
+        ticket = ctl.on_send(waited=True)
+        ctl.on_answer(ticket, ACCEPTED, None)
+    return ctl.rate / rate
+
+
+def test_paces_grow_alike_per_second_however_slow() -> None:
+    # 8 processes sharing 120/min pace at 0.25/s each, and a round takes 30 s there; one
+    # that got 5/s has rounds of a second. Growth per round would let it grow 30 times as
+    # often and keep the others' share; per second, a cut evens them out.
+    slow, fast = _grow_for(0.25, 60.0), _grow_for(5.0, 60.0)
+    assert slow > 2.0 and fast == pytest.approx(slow, rel=0.15)
