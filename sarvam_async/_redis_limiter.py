@@ -17,6 +17,7 @@ ceil     the rate the account last accepted in a round with refusals
 rs rn rx the current round: its start, calls granted in it, refusals reported in it
 rw       1 when a call of this round waited for its slot (demand was above the pace)
 settle   1 for the round after a cut: its refusals are of calls sent before the cut
+cn ct    calls accepted and seconds in busy rounds since the last cut (whole cycles)
 ======== ===================================================================================
 
 The pace is the known plan (``rate_limit=``, paced ``SHARED_PLAN_HEADROOM`` under it), else
@@ -26,8 +27,10 @@ it holds ten calls (or ten seconds), so that their share is worth acting on:
 =========================== ============================================================
 round ends with             the learned rate
 =========================== ============================================================
-refusals (not settling)     the accepted rate (granted less refused, per second) times
-                            ``SHARED_LEARNED_HEADROOM``; never below a quarter of itself
+refusals (not settling)     the accepted rate (granted less refused, per second) of
+                            the busy rounds since the last cut, holds included, times
+                            ``SHARED_LEARNED_HEADROOM``; after the start's first cut,
+                            never below a quarter of itself
 no refusal, calls waited    doubles until the first refusal; then +10 % a round back to
                             ``ceil``, +1 % a round past it
 no refusal, nobody waited   unchanged: idle rounds say nothing about the limit
@@ -75,7 +78,7 @@ _TURN = (
     + """
 local plan, max_wait, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local s = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'hold', 'ceil', 'rs', 'rn', 'rx', 'rw',
-                     'settle')
+                     'settle', 'cn', 'ct')
 local hold = tonumber(s[3]) or 0
 local rate = plan
 if plan <= 0 then rate = tonumber(s[2]) or tonumber(ARGV[4]) end
@@ -87,14 +90,21 @@ end
 if plan <= 0 then
   local rs, rn, rx = tonumber(s[5]) or now, tonumber(s[6]) or 0, tonumber(s[7]) or 0
   local waited, settle, ceil = tonumber(s[8]) or 0, tonumber(s[9]) or 0, tonumber(s[4])
+  local cn, ct = tonumber(s[10]) or 0, tonumber(s[11]) or 0
   local dur = now - rs
   if dur >= tonumber(ARGV[5]) and (rx == 0 or rn >= tonumber(ARGV[6])
                                   or dur >= tonumber(ARGV[7])) then
+    -- accepted calls and seconds of the busy rounds since the last cut, this one included:
+    -- whole cycles of probe, refusal and hold, so neither a hold nor a burst skews them
+    if waited == 1 or rx > 0 then cn, ct = cn + rn - rx, ct + dur end
+    if not ceil then cn, ct = rn - rx, dur end  -- the start: its ramp is no guide
     if rx > 0 and settle == 0 then
-      local accepted = math.max(rn - rx, 0) / dur
-      ceil = accepted
-      rate = math.max(rate * tonumber(ARGV[8]), math.min(rate, accepted * tonumber(ARGV[9])))
-      settle = 1
+      -- the start's overshoot can be many times the limit: its first cut is not bounded
+      local floor = 0
+      if ceil then floor = rate * tonumber(ARGV[8]) end
+      ceil = math.max(cn, 0) / ct
+      rate = math.max(floor, tonumber(ARGV[13]), math.min(rate, ceil * tonumber(ARGV[9])))
+      settle, cn, ct = 1, 0, 0
     else
       if rx == 0 and waited == 1 then
         if not ceil then
@@ -108,7 +118,7 @@ if plan <= 0 then
       end
       settle = 0
     end
-    if ceil then redis.call('HSET', KEYS[1], 'ceil', num(ceil)) end
+    if ceil then redis.call('HSET', KEYS[1], 'ceil', num(ceil), 'cn', cn, 'ct', num(ct)) end
     rs, rn, rx, waited = now, 0, 0, 0
   end
   if wait > 0 then waited = 1 end
@@ -121,7 +131,7 @@ return {1, num(wait), num(rate), num(math.max(0, hold - now))}
 """
 )
 """ARGV: plan/s (0: learn), max wait s, ttl s, start rate, round s, round calls, longest
-round s, deepest cut, headroom, catch-up, probe, max rate.
+round s, deepest cut, headroom, catch-up, probe, max rate, min rate.
 Returns {granted, wait s, rate/s, hold left s}."""
 
 _REFUSED = (
@@ -383,6 +393,7 @@ class RedisRateLimiter:
                     C.SHARED_CATCH_UP_GAIN,
                     C.SHARED_PROBE_GAIN,
                     C.SHARED_MAX_RATE,
+                    C.RATE_MIN,
                 ),
                 budget,
             )
