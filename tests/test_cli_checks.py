@@ -314,8 +314,11 @@ async def test_demo_cleans_up_unless_kept_and_stops_when_passes_stop_helping(
     procs = [
         await _start(*quick, env=_env(TMPDIR=str(clean))),
         await _start(*quick, "--keep", env=_env(TMPDIR=str(kept))),
-        # every API call fails: bounded (one pass), reported, the files named
-        await _start("demo", "--files", "3", "--fault-rate", "1", env=_env(TMPDIR=str(broken))),
+        # every API call fails: bounded (one pass), reported, the files named. Seeded: how
+        # long the client takes to give up depends on which refusals come (10-80 s)
+        await _start(
+            "demo", "--files", "3", "--fault-rate", "1", "--seed", "6", env=_env(TMPDIR=str(broken))
+        ),
     ]
     cleaned, keeping, failing = await asyncio.gather(*(_finish(p, 90) for p in procs))
     assert cleaned.code == 0 and keeping.code == 0, cleaned.err + keeping.err
