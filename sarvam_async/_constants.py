@@ -81,9 +81,11 @@ RATE_MIN = 1.0 / 60.0
 # Shared account limiter over Redis (see _redis_limiter.py) ------------------------------
 SHARED_KEY_PREFIX = "sarvam_async:rate"
 """Prefix of the limiter's Redis keys; the account part after it is a hash, never the key."""
-SHARED_KEY_TTL = 600.0
-"""Seconds an account's state outlives its last call: long enough that a fleet pausing between
-batches keeps the rate it learned, short enough that an abandoned account's key goes away."""
+SHARED_KEY_TTL = 86_400.0
+"""Seconds an account's state (one small hash) outlives its last call: a day, so that
+tomorrow's run starts at the rate today's learned instead of learning it again from refusals
+(at 20 requests/min a short run cannot afford a single one), and an abandoned account's key
+still goes away."""
 SHARED_REDIS_TIMEOUT = 0.25
 """Longest wait for one Redis round trip (a healthy one takes well under a millisecond on a
 LAN); past it Redis counts as down and the process paces itself, so a slow store costs at

@@ -5,7 +5,8 @@ arrival time" per account) reserves the next slot at the account's pace and answ
 to wait for it. Only one call per process holds a reservation at a time (retries and calls on
 jobs already begun ask first), so the processes take turns and a change of pace reaches every
 one of them within a slot. The account's state
-is one Redis hash, ``sarvam_async:rate:{<hash>}``, expiring ``key_ttl`` after its last use:
+is one Redis hash, ``sarvam_async:rate:{<hash>}``, expiring ``key_ttl`` (a day) after its last
+use, so that a later run starts at the rate an earlier one learned:
 
 ======== ===================================================================================
 field    meaning
@@ -34,6 +35,8 @@ refusals (not settling)     the accepted rate (granted less refused, per second)
 no refusal, calls waited    doubles until the first refusal; then +10 % a round back to
                             ``ceil``, +1 % a round past it
 no refusal, nobody waited   unchanged: idle rounds say nothing about the limit
+over twice the longest      idle, whatever it holds: a quiet spell (or yesterday's run)
+round                       says nothing about the limit either
 =========================== ============================================================
 
 If Redis fails or takes longer than ``timeout``, the process leaves: one WARNING, the
@@ -92,13 +95,18 @@ if plan <= 0 then
   local waited, settle, ceil = tonumber(s[8]) or 0, tonumber(s[9]) or 0, tonumber(s[4])
   local cn, ct = tonumber(s[10]) or 0, tonumber(s[11]) or 0
   local dur = now - rs
+  if dur > 2 * tonumber(ARGV[7]) then
+    -- the account went quiet (a pause between batches, or yesterday's run): that round
+    -- says nothing of the limit, and the rate learned before it stands
+    waited, rx, settle = 0, 0, 0
+  end
   if dur >= tonumber(ARGV[5]) and (rx == 0 or rn >= tonumber(ARGV[6])
                                   or dur >= tonumber(ARGV[7])) then
     -- accepted calls and seconds of the busy rounds since the last cut, this one included:
     -- whole cycles of probe, refusal and hold, so neither a hold nor a burst skews them
     if waited == 1 or rx > 0 then cn, ct = cn + rn - rx, ct + dur end
     if not ceil then cn, ct = rn - rx, dur end  -- the start: its ramp is no guide
-    if rx > 0 and settle == 0 then
+    if rx > 0 and settle == 0 and ct > 0 then
       -- the start's overshoot can be many times the limit: its first cut is not bounded
       local floor = 0
       if ceil then floor = rate * tonumber(ARGV[8]) end

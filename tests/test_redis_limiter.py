@@ -131,6 +131,55 @@ async def test_one_learned_rate_for_every_client_settles_under_the_account_limit
     assert 0 < stats.rate_limited <= 0.1 * stats.api_requests
 
 
+async def test_a_later_run_starts_at_the_rate_learned_before_it(
+    redis_server: RedisServer, store: Redis
+) -> None:
+    plan = 900.0  # requests/min: 15/s
+    key = account_key(KEY)
+    seconds, micros = await store.time()
+    yesterday = seconds + micros / 1e6 - 86_000.0
+    # what a run a day ago left: a rate over the plan (it changed since), its round unfinished
+    await store.hset(
+        key,
+        mapping={
+            "rate": 1.5 * plan / 60,
+            "ceil": 1.5 * plan / 60,
+            "tat": yesterday,
+            "rs": yesterday,
+            "rn": 40,
+            "rx": 0,
+            "rw": 1,
+            "settle": 0,
+            "cn": 400,
+            "ct": 30,
+        },
+    )
+    limiter = RedisRateLimiter(redis_server.url)
+    async with (
+        Emulator(api_key=KEY, rate_limit=plan) as emu,
+        limiter,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as client,
+    ):
+        job = await _job(client)
+        first = client.stats.rate_per_minute
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 4.0
+
+        async def poll() -> None:
+            while loop.time() < end:
+                await client.speech_to_text_job.get_status(job)
+
+        await asyncio.gather(*(poll() for _ in range(8)))
+        last = client.stats.rate_per_minute
+    # it starts where yesterday's run ended, not at the cold start's 120/min ...
+    assert first == pytest.approx(1.5 * plan)
+    # ... and yesterday's idle hours are no round: the cut lands near the plan, not at a
+    # quarter of the rate as if the account had accepted 40 calls in a day
+    assert last is not None and 0.8 * plan <= last <= 1.1 * plan
+    assert emu.stats.rate_limited <= 0.1 * emu.stats.api_requests
+    assert await store.pttl(key) > 3_600_000  # kept for a later run
+
+
 async def test_fallback_when_redis_dies_and_rejoin_after(
     redis_server: RedisServer, emu: Emulator, store: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
