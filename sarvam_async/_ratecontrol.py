@@ -32,12 +32,15 @@ it accepted, and costs nothing while nothing is refused::
   several processes on one account must grow alike for a cut to even their shares. A
   known plan (``rate_limit=``) starts here and is never probed past.
 * **TEST**: after ``RATE_TRIAL_AFTER_CUTS`` cuts with refusals going on, at no more than
-  ``RATE_MAX_BACKGROUND`` of answers, the client paces at ``RATE_TEST_FACTOR`` of the accepted
-  rate for ``RATE_TEST_SECONDS`` and ``RATE_TEST_ANSWERS`` answers. A limit this client caused
-  refuses nothing there, and neighbours sharing the account have time to back off; refusals
-  still coming in the second half come whatever the pace. Then the best pace lately held
-  without refusals is restored and that share becomes ``background``: refusals up to it
-  (give or take ``RATE_EXCESS_SIGMAS`` standard deviations) no longer cut, and it fades
+  ``RATE_MAX_BACKGROUND`` of answers and some answers accepted (a run of nothing but
+  refusals is neighbours holding the account's bucket, and half of nothing accepted would be
+  a pace of one call a minute held for the whole test), the client paces at
+  ``RATE_TEST_FACTOR`` of the accepted rate for ``RATE_TEST_SECONDS`` and
+  ``RATE_TEST_ANSWERS`` answers. A limit this client caused refuses nothing there, and
+  neighbours sharing the account have time to back off; refusals still coming in the second
+  half come whatever the pace. Then the best pace lately held without refusals is restored
+  and that share becomes ``background``: refusals up to it (give or take
+  ``RATE_EXCESS_SIGMAS`` standard deviations) no longer cut, and it fades
   (``RATE_BACKGROUND_DECAY``) as rounds show fewer. A test without late refusals confirms
   the limit: the pace it reached is the new best.
 * **Hold**: once pacing with no background known, a ``Retry-After`` on a rate refusal holds
@@ -276,7 +279,10 @@ class RateController:
         rate = max(self._target * factor, sending * C.RATE_MAX_CUT)
         persisting = self._run_cuts >= C.RATE_TRIAL_AFTER_CUTS
         leaving_start = self.phase is Phase.START
-        background = not self._beyond_background(self._run_refused, self._run_answers)
+        # all refused is no background share: neighbours hold the bucket (module docstring)
+        background = self._run_refused < self._run_answers and not self._beyond_background(
+            self._run_refused, self._run_answers
+        )
         modest = leaving_start and not self._pressed and background
         self._pace(min(self.rate, rate), now)
         self._new_round(now)

@@ -163,6 +163,23 @@ def test_refusals_that_go_on_at_half_the_accepted_rate_become_background() -> No
     assert ctl.pace_per_minute is not None and ctl.pace_per_minute > 600
 
 
+def test_a_process_that_lost_every_call_to_its_neighbours_keeps_learning() -> None:
+    # Neighbours took the account's whole bucket: every answer this process got was a
+    # refusal. That is no background share (some calls would get through), so it earns no
+    # test at half of nothing accepted, a pace of one call a minute held for 30 answers.
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    ctl._pace(10.0, clock())  # as leaving the start would leave it
+    ctl._new_round(clock())
+    for _ in range(C.RATE_TRIAL_AFTER_CUTS):
+        clock.advance(ctl.next_send(0))
+        ticket = ctl.on_send(waited=True)
+        clock.advance(0.25)
+        ctl.on_answer(ticket, REFUSED, None)  # each one cuts: a limit is in evidence
+    assert ctl._trial is None
+    assert ctl.pace_per_minute is not None and ctl.pace_per_minute >= 30.0
+
+
 def _grow_for(rate: float, seconds: float) -> float:
     """Pace at ``rate`` (per second) with calls always queued and every answer accepted, past
     the rate of the last cut, for ``seconds``; returns how many times the pace grew."""
