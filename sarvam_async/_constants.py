@@ -114,7 +114,8 @@ what the bucket refills, so it refills and the next refusals come from a probe."
 SHARED_DEEPEST_CUT = 0.25
 """One round's cut never takes the rate below this share of it: a round of mostly stale
 refusals (sent before the pace came down) cannot stop the account. The start's first cut is
-not bounded: doubling can overshoot a low plan many times over, and that round measured it."""
+not bounded: doubling can overshoot a low plan many times over, and the rounds it is measured
+over (the refused one and the calm one before it) say where the plan is."""
 SHARED_CATCH_UP_GAIN = 0.1
 """Growth per busy calm round back to the accepted rate last measured: a few rounds."""
 SHARED_PROBE_GAIN = 0.01

@@ -31,7 +31,9 @@ round ends with             the learned rate
 refusals (not settling)     the accepted rate (granted less refused, per second) of
                             the busy rounds since the last cut, holds included, times
                             ``SHARED_LEARNED_HEADROOM``; after the start's first cut,
-                            never below a quarter of itself
+                            never below a quarter of itself. The start's first cut
+                            counts this round and the last calm busy one before it:
+                            the bucket's credit let that one double past the limit
 no refusal, calls waited    doubles until the first refusal; then +10 % a round back to
                             ``ceil``, +1 % a round past it
 no refusal, nobody waited   unchanged: idle rounds say nothing about the limit
@@ -105,7 +107,11 @@ if plan <= 0 then
     -- accepted calls and seconds of the busy rounds since the last cut, this one included:
     -- whole cycles of probe, refusal and hold, so neither a hold nor a burst skews them
     if waited == 1 or rx > 0 then cn, ct = cn + rn - rx, ct + dur end
-    if not ceil then cn, ct = rn - rx, dur end  -- the start: its ramp is no guide
+    if not ceil and rx == 0 then
+      -- the start: only its last calm busy round joins the round with the first refusals
+      -- (the bucket's credit and the hold are then spread over two rounds, not one)
+      if waited == 1 then cn, ct = rn, dur else cn, ct = 0, 0 end
+    end
     if rx > 0 and settle == 0 and ct > 0 then
       -- the start's overshoot can be many times the limit: its first cut is not bounded
       local floor = 0
@@ -126,7 +132,8 @@ if plan <= 0 then
       end
       settle = 0
     end
-    if ceil then redis.call('HSET', KEYS[1], 'ceil', num(ceil), 'cn', cn, 'ct', num(ct)) end
+    if ceil then redis.call('HSET', KEYS[1], 'ceil', num(ceil)) end
+    redis.call('HSET', KEYS[1], 'cn', cn, 'ct', num(ct))
     rs, rn, rx, waited = now, 0, 0, 0
   end
   if wait > 0 then waited = 1 end
