@@ -237,9 +237,11 @@ class FanOut:
         else:
             job = await self._create(work)
         if not work.started:
-            outcomes = await self._upload(job, work)
-            if len(outcomes) == len(work.inputs):
-                return outcomes
+            if not work.uploaded:  # a go after a lost start only starts: inputs are there
+                outcomes = await self._upload(job, work)
+                if len(outcomes) == len(work.inputs):
+                    return outcomes
+                work.uploaded = not outcomes
             await job.start()
             emit(self._progress, "job_started", job_id=job.job_id)
         if self._journal is not None and not journaled_start:

@@ -210,12 +210,13 @@ async def _wait_through_cancel(write: asyncio.Future[None]) -> bool:
 
 @dataclass
 class PlannedJob:
-    """A job of a run: its inputs, and what is known of it (id, started, goes taken)."""
+    """A job of a run: its inputs, and what is known of it (id, uploaded, started, goes)."""
 
     inputs: list[tuple[str, Path]]
     job_id: str | None = None
     started: bool = False
     tries: int = 0
+    uploaded: bool = False  # every input reached the job's storage in this run
     callback_token_sha256: str | None = None
 
 

@@ -139,6 +139,8 @@ async def test_a_dropped_start_is_tried_again_soon(emulator: Emulator, tmp_path:
         outcomes = await _collect(c, _make(tmp_path / "in", 3), tmp_path / "out")
     assert len(outcomes) == 3 and all(o.ok for o in outcomes)
     assert len(emulator.calls("start")) == 2 and len(emulator.calls("initiate")) == 1
+    # its inputs reached storage on the first go: the next go only starts the job
+    assert len(emulator.calls("upload-files")) == 1 and len(emulator.calls("storage-put")) == 3
     # the job's next go waits the policy's first backoff (0.5 s), not a storm's 5 s
     assert slept and max(slept) == pytest.approx(0.5)
 
