@@ -20,9 +20,12 @@ it accepted, and costs nothing while nothing is refused::
 * **Leaving START**: a round with ``RATE_MIN_REFUSALS`` rate refusals, more than chance and
   the background explain (``RATE_EXCESS_SIGMAS``). The pace starts at half the accepted
   rate (the burst that met the limit also drained the account's bucket), or half what was
-  sent. A client whose demand
-  never filled its window, refused no more than background could be, first gets a short
-  test (below): a modest caller meeting random refusals goes back to the unpaced start.
+  sent. A client whose demand never filled its window, refused no more than background
+  could be, first gets a quick test: paced at half the accepted rate, it ends at the first
+  refusal once ``RATE_ROUND_SECONDS`` have let the bucket refill (background: back to the
+  unpaced start, that share counted) or after ``RATE_TEST_ANSWERS`` answers without one (a
+  limit: the pace stands). It holds nothing meanwhile, since it asks whether a limit is
+  there at all.
 * **PACED**: once pacing with no background known, one refusal of a call sent since the
   last cut cuts at once: to ``RATE_CUT_HEADROOM`` of the rate accepted over the last
   ``RATE_MEASURE_ROUNDS`` rounds, never below ``RATE_MAX_CUT`` of what was sent. A busy round
@@ -43,9 +46,9 @@ it accepted, and costs nothing while nothing is refused::
   ``RATE_EXCESS_SIGMAS`` standard deviations) no longer cut, and it fades
   (``RATE_BACKGROUND_DECAY``) as rounds show fewer. A test without late refusals confirms
   the limit: the pace it reached is the new best.
-* **Hold**: once pacing with no background known, a ``Retry-After`` on a rate refusal holds
-  every call until it has passed. Before that, only the refused call waits for it (the retry
-  policy's business): one refusal proves no limit.
+* **Hold**: once pacing with no background known (and not in a quick test), a
+  ``Retry-After`` on a rate refusal holds every call until it has passed. Before that, only
+  the refused call waits for it (the retry policy's business): one refusal proves no limit.
 
 Refusals that say nothing about the pace never move it: a 429 for exhausted credits, a 503
 without the rate-limit code, or a dropped connection (``Signal.NO_SIGNAL``,
@@ -104,6 +107,7 @@ class _Trial:
     answers: int  # answers it waits for
     late: bool  # only refusals in the second half count (neighbours had time to react)
     first_half: int = 0  # refusals among the first half of them
+    late_refused: int = 0  # refusals answered once ``ends`` had passed
 
 
 class RateController:
@@ -189,7 +193,7 @@ class RateController:
         now = self._clock()
         refused = signal is Signal.RATE_LIMITED
         current = ticket.round == self._round  # sent since the last decision
-        if refused and self.phase is Phase.PACED and self.background == 0.0:
+        if refused and self._in_evidence():
             # once a limit is in evidence the hint holds every call; before, only the
             # refused call waits for it (the retry policy's business)
             hint = retry_after or 0.0
@@ -203,8 +207,13 @@ class RateController:
         if trial is not None:
             if 2 * self._answers <= trial.answers:
                 trial.first_half += refused
-            if now >= trial.ends and self._answers >= trial.answers:
-                self._judge(trial, now)
+            if now >= trial.ends:
+                trial.late_refused += refused
+                # a quick test needs one refusal once the bucket had its time to refill
+                # (background), or all its answers without one (a limit)
+                quick_verdict = trial.phase is Phase.START and trial.late_refused > 0
+                if quick_verdict or self._answers >= trial.answers:
+                    self._judge(trial, now)
             return
         if refused and self.phase is Phase.PACED and self._excess():
             self._cut(now)  # at once: every call sent meanwhile would be refused too
@@ -214,6 +223,13 @@ class RateController:
             self._answers >= C.RATE_ROUND_ANSWERS or elapsed >= C.RATE_ROUND_MAX_SECONDS
         ):
             self._end_round(now)
+
+    def _in_evidence(self) -> bool:
+        """Whether a limit is in evidence: pacing, no background share known, and not in the
+        quick test of a modest caller (which asks exactly that)."""
+        trial = self._trial
+        quick = trial is not None and trial.phase is Phase.START
+        return self.phase is Phase.PACED and self.background == 0.0 and not quick
 
     def _delivered(self, now: float) -> float:
         """Accepted answers per second over this round and the last few, holds included.

@@ -138,6 +138,30 @@ def test_a_modest_caller_meeting_random_refusals_stays_unpaced() -> None:
     assert refused > 0.1 * sent and sent > 60.0 / 0.001 * 0.5
 
 
+def test_a_modest_callers_quick_test_holds_nothing_and_ends_at_a_late_refusal() -> None:
+    # One call at a time, a fifth refused at random with Retry-After: 1. Three refusals in a
+    # round end the start, and the quick test that follows asks whether they are background:
+    # it must not hold every call a second per refusal meanwhile, and one refusal after its
+    # first second answers it.
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    rng = random.Random(3)
+    tests = held = paced_calls = 0
+    for _ in range(20_000):
+        delay = ctl.next_send(0)
+        clock.advance(max(delay, 0.005))
+        testing = ctl._trial is not None
+        t = ctl.on_send(waited=delay > 0)
+        paced_calls += ctl.phase is Phase.PACED
+        refused = rng.random() < 0.2
+        ctl.on_answer(t, REFUSED if refused else ACCEPTED, 1.0 if refused else None)
+        held += ctl.hold_until > clock()
+        tests += testing and ctl._trial is None
+    assert tests >= 1 and held == 0
+    # each test ends within a few answers of its first second: a small share of the calls
+    assert paced_calls < 0.05 * 20_000
+
+
 def test_a_modest_caller_over_a_real_limit_is_paced() -> None:
     clock = ManualClock()
     ctl = RateController(clock=clock)
