@@ -268,7 +268,7 @@ async def test_the_summary_adds_up(emulator: Emulator, tmp_path: Path) -> None:
     causes = dict(part.split(": ") for part in match.group(2).split(", "))
     assert causes == {"429": "2", "503": "1", "dropped connections": "1"}, causes
     assert int(match.group(1)) == sum(map(int, causes.values()))
-    assert "never paced" in run.out  # the pace, told as what happened
+    assert "unpaced at the end" in run.out  # the pace, told as what happened
     assert re.search(r"Uploaded\s+\S+ \S+ in 3 files", run.out)
 
     emulator.fail_next("status", status=429, retry_after=0)

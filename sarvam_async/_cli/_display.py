@@ -125,7 +125,7 @@ def stats_text(stats: ClientStats, *, final: bool = False) -> Text:
         if final:
             pace = f"paced at {pace} at the end"
     elif stats.phase == "start":
-        pace = "never paced (no rate limit met)" if final else "unpaced"
+        pace = "unpaced at the end (no limit in evidence)" if final else "unpaced"
     else:
         pace = "off"
     if stats.hold_seconds > 0 and not final:

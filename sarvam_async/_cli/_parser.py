@@ -168,7 +168,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         metavar="R",
         help=(
             "share of API calls answered 429/503 or dropped, 0..1 (default 0); try 0.2. "
-            "The client slows its pace on each refusal, so rates above ~0.3 make the "
+            "Each refused call waits its Retry-After (a second) and a job whose calls ran "
+            "out of retries waits 5-15 s for another go, so rates above ~0.3 can make the "
             "demo take minutes"
         ),
     )
