@@ -67,8 +67,10 @@ RATE_TEST_FACTOR = 0.5
 RATE_TEST_SECONDS = 10.0
 """A test lasts this long at the least: long enough for neighbours on the account to back off."""
 RATE_TEST_ANSWERS = 30
-"""A test waits for this many answers: 30 show a 13 % background share in 9 tests of 10
-(15 in a second half, for a test that waits for neighbours), 30 in all 98 in 100."""
+"""Answers a test waits for before it confirms a limit (a quick test counts only answers to
+calls sent after its first second, and ends sooner on a refusal of one): 30 show a 13 %
+background share in 9 tests of 10 (15 in a second half, for a test that waits for
+neighbours), 30 in all 98 in 100."""
 RATE_CALM_ROUNDS = 3
 """Rounds in a row without a refusal that end a run of cuts: one may be luck."""
 RATE_MAX_BACKGROUND = 0.25

@@ -21,9 +21,10 @@ it accepted, and costs nothing while nothing is refused::
   the background explain (``RATE_EXCESS_SIGMAS``). The pace starts at half the accepted
   rate (the burst that met the limit also drained the account's bucket), or half what was
   sent. A client whose demand never filled its window, refused no more than background
-  could be, first gets a quick test: paced at half the accepted rate, it ends at the first
-  refusal once ``RATE_ROUND_SECONDS`` have let the bucket refill (background: back to the
-  unpaced start, that share counted) or after ``RATE_TEST_ANSWERS`` answers without one (a
+  could be, first gets a quick test: paced at half the accepted rate, it counts only calls
+  sent once ``RATE_ROUND_SECONDS`` have let the bucket refill, and ends at the first refusal
+  of one (background: back to the unpaced start, that share counted, never above
+  ``RATE_MAX_BACKGROUND``) or after ``RATE_TEST_ANSWERS`` answers to them without one (a
   limit: the pace stands). It holds nothing meanwhile, since it asks whether a limit is
   there at all.
 * **PACED**: once pacing with no background known, one refusal of a call sent since the
@@ -95,6 +96,7 @@ class Ticket:
 
     round: int
     waited: bool
+    late: bool = False  # sent once the running test's first stretch had passed
 
 
 @dataclass(slots=True)
@@ -107,7 +109,8 @@ class _Trial:
     answers: int  # answers it waits for
     late: bool  # only refusals in the second half count (neighbours had time to react)
     first_half: int = 0  # refusals among the first half of them
-    late_refused: int = 0  # refusals answered once ``ends`` had passed
+    late_answers: int = 0  # answers to calls sent once ``ends`` had passed
+    late_refused: int = 0  # refusals among them
 
 
 class RateController:
@@ -168,8 +171,10 @@ class RateController:
 
     def on_send(self, *, waited: bool) -> Ticket:
         """Record that a call goes now; ``waited``: it had to wait for ``next_send``."""
+        late = False
         if self.phase is Phase.PACED:
             now = self._clock()
+            late = self._trial is not None and now >= self._trial.ends
             interval = 1.0 / self.rate
             if now - self._next_at > interval:  # idle: no burst is earned
                 self._next_at = now + interval
@@ -178,7 +183,7 @@ class RateController:
         self._sent += 1
         if waited:
             self._waited = True
-        return Ticket(self._round, waited)
+        return Ticket(self._round, waited, late)
 
     # ------------------------------------------------------------------ learning
 
@@ -207,13 +212,17 @@ class RateController:
         if trial is not None:
             if 2 * self._answers <= trial.answers:
                 trial.first_half += refused
-            if now >= trial.ends:
+            if ticket.late:
+                trial.late_answers += 1
                 trial.late_refused += refused
-                # a quick test needs one refusal once the bucket had its time to refill
-                # (background), or all its answers without one (a limit)
-                quick_verdict = trial.phase is Phase.START and trial.late_refused > 0
-                if quick_verdict or self._answers >= trial.answers:
-                    self._judge(trial, now)
+            if trial.phase is Phase.START:
+                # quick: of calls sent once the bucket had its time to refill, one refusal
+                # (background) or all its answers without one (a limit)
+                done = trial.late_refused > 0 or trial.late_answers >= trial.answers
+            else:
+                done = now >= trial.ends and self._answers >= trial.answers
+            if done:
+                self._judge(trial, now)
             return
         if refused and self.phase is Phase.PACED and self._excess():
             self._cut(now)  # at once: every call sent meanwhile would be refused too
@@ -325,8 +334,14 @@ class RateController:
     def _judge(self, trial: _Trial, now: float) -> None:
         self._trial = None
         share = self._refused / max(self._answers, 1)
-        counted = self._refused - trial.first_half if trial.late else self._refused
+        if trial.phase is Phase.START:  # quick: what came once the bucket had refilled
+            share = trial.late_refused / max(trial.late_answers, 1)
+            counted = trial.late_refused
+        else:
+            counted = self._refused - trial.first_half if trial.late else self._refused
         if counted and not self._beyond_background():
+            # a few answers can show any share: never more than background may be
+            share = min(share, C.RATE_MAX_BACKGROUND)
             self.background = self._measured = max(self.background, share)
             self.phase = trial.phase
             self.rate = min(self._ceiling, trial.rate)

@@ -158,6 +158,7 @@ def test_a_modest_callers_quick_test_holds_nothing_and_ends_at_a_late_refusal() 
         held += ctl.hold_until > clock()
         tests += testing and ctl._trial is None
     assert tests >= 1 and held == 0
+    assert 0.0 < ctl.background <= C.RATE_MAX_BACKGROUND
     # each test ends within a few answers of its first second: a small share of the calls
     assert paced_calls < 0.05 * 20_000
 

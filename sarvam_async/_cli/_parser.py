@@ -10,7 +10,14 @@ from fractions import Fraction
 from typing import Any
 
 from .. import __version__
-from .._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_TIMEOUT, MAX_CONCURRENT_JOBS
+from .._constants import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_TIMEOUT,
+    JOB_RETRIES,
+    JOB_RETRY_PAUSE,
+    MAX_CONCURRENT_JOBS,
+)
 from ._callbacks import add_callback_options, check_callback_options
 from ._runner import PROG
 
@@ -169,8 +176,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help=(
             "share of API calls answered 429/503 or dropped, 0..1 (default 0); try 0.2. "
             "Each refused call waits its Retry-After (a second) and a job whose calls ran "
-            "out of retries waits 5-15 s for another go, so rates above ~0.3 can make the "
-            "demo take minutes"
+            f"out of retries waits {JOB_RETRY_PAUSE:g}-{JOB_RETRY_PAUSE * JOB_RETRIES:g} "
+            "s for another go, so rates above ~0.3 can make the demo take minutes"
         ),
     )
     p.add_argument(
