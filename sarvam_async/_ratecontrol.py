@@ -96,7 +96,7 @@ class Ticket:
 
     round: int
     waited: bool
-    late: bool = False  # sent once the running test's first stretch had passed
+    refilled: bool = False  # sent once the running test's first stretch had passed
 
 
 @dataclass(slots=True)
@@ -109,8 +109,8 @@ class _Trial:
     answers: int  # answers it waits for
     late: bool  # only refusals in the second half count (neighbours had time to react)
     first_half: int = 0  # refusals among the first half of them
-    late_answers: int = 0  # answers to calls sent once ``ends`` had passed
-    late_refused: int = 0  # refusals among them
+    refilled_answers: int = 0  # answers to calls sent once ``ends`` had passed
+    refilled_refused: int = 0  # refusals among them
 
 
 class RateController:
@@ -171,10 +171,10 @@ class RateController:
 
     def on_send(self, *, waited: bool) -> Ticket:
         """Record that a call goes now; ``waited``: it had to wait for ``next_send``."""
-        late = False
+        refilled = False
         if self.phase is Phase.PACED:
             now = self._clock()
-            late = self._trial is not None and now >= self._trial.ends
+            refilled = self._trial is not None and now >= self._trial.ends
             interval = 1.0 / self.rate
             if now - self._next_at > interval:  # idle: no burst is earned
                 self._next_at = now + interval
@@ -183,7 +183,7 @@ class RateController:
         self._sent += 1
         if waited:
             self._waited = True
-        return Ticket(self._round, waited, late)
+        return Ticket(self._round, waited, refilled)
 
     # ------------------------------------------------------------------ learning
 
@@ -212,13 +212,13 @@ class RateController:
         if trial is not None:
             if 2 * self._answers <= trial.answers:
                 trial.first_half += refused
-            if ticket.late:
-                trial.late_answers += 1
-                trial.late_refused += refused
+            if ticket.refilled:
+                trial.refilled_answers += 1
+                trial.refilled_refused += refused
             if trial.phase is Phase.START:
                 # quick: of calls sent once the bucket had its time to refill, one refusal
                 # (background) or all its answers without one (a limit)
-                done = trial.late_refused > 0 or trial.late_answers >= trial.answers
+                done = trial.refilled_refused > 0 or trial.refilled_answers >= trial.answers
             else:
                 done = now >= trial.ends and self._answers >= trial.answers
             if done:
@@ -335,8 +335,8 @@ class RateController:
         self._trial = None
         share = self._refused / max(self._answers, 1)
         if trial.phase is Phase.START:  # quick: what came once the bucket had refilled
-            share = trial.late_refused / max(trial.late_answers, 1)
-            counted = trial.late_refused
+            share = trial.refilled_refused / max(trial.refilled_answers, 1)
+            counted = trial.refilled_refused
         else:
             counted = self._refused - trial.first_half if trial.late else self._refused
         if counted and not self._beyond_background():
