@@ -105,7 +105,7 @@ async def test_help_for_every_command() -> None:
         assert ("--base-url" in run.out) == (args != ("emulator",)), args
 
 
-async def test_usage_errors_exit_2_and_missing_key_exits_1(tmp_path: Path) -> None:
+async def test_usage_errors_and_a_missing_key_exit_2(tmp_path: Path) -> None:
     (wav,) = _wavs(tmp_path, "a.wav")
     runs = await asyncio.gather(
         cli("transcribe", str(wav)),  # no --out
@@ -115,8 +115,10 @@ async def test_usage_errors_exit_2_and_missing_key_exits_1(tmp_path: Path) -> No
         cli("emulator", "--fault-429", "0.7", "--fault-503", "0.5"),
         cli("transcribe", str(tmp_path / "missing.wav"), "--out", "x", "--api-key", "k"),
         cli("status", "job-1"),  # no key anywhere
+        cli("demo", "--base-url", "http://127.0.0.1:9", "--api-key", "k"),
+        cli("--api-key", "k", "demo"),  # before the command too
     )
-    assert [r.code for r in runs] == [2, 2, 2, 2, 2, 2, 1]
+    assert [r.code for r in runs] == [2, 2, 2, 2, 2, 2, 2, 2, 2]
     assert "--out" in runs[0].err
     assert "--speakers needs --diarize" in runs[1].err
     assert "--language cannot be used with --translate" in runs[2].err
@@ -124,6 +126,9 @@ async def test_usage_errors_exit_2_and_missing_key_exits_1(tmp_path: Path) -> No
     assert "must not exceed 1" in runs[4].err
     assert "not found: " in _one_clear_line(runs[5].err)
     assert "pass --api-key KEY or set SARVAM_API_KEY" in _one_clear_line(runs[6].err)
+    # the demo never uses a real URL or key: it says so instead of ignoring them
+    assert "--base-url, --api-key: demo runs its own emulator" in runs[7].err
+    assert "--api-key: demo runs its own emulator" in runs[8].err
 
 
 def test_fault_options_map_onto_weighted_statuses() -> None:

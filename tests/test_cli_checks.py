@@ -190,7 +190,7 @@ async def test_library_words_become_the_commands_words(emulator: Emulator) -> No
     )
     assert empty.code == 2
     assert "JOB_ID: must be a non-empty string" in _one_clear_line(empty.err)
-    assert bad_url.code == 1
+    assert bad_url.code == 2  # nothing was sent: the option is what to change
     line = _one_clear_line(bad_url.err)
     assert "--base-url must be an http(s) URL" in line and "base_url" not in line
 

@@ -28,6 +28,7 @@ from array import array
 from pathlib import Path
 
 from .. import AsyncSarvam, CallbackConfig, CallbackReceiver, CallbackServer
+from .._constants import DEFAULT_TIMEOUT
 from ..jobs import FileOutcome
 from ..testing import Emulator
 from ._callbacks import saved_row
@@ -122,7 +123,11 @@ async def _run(
     hooks = CallbackServer(CallbackReceiver(), path="/sarvam") if args.callbacks else None
     async with (
         emulator as emu,
-        AsyncSarvam(api_key=DEMO_KEY, base_url=emu.url) as client,
+        AsyncSarvam(
+            api_key=DEMO_KEY,
+            base_url=emu.url,
+            timeout=getattr(args, "request_timeout", None) or DEFAULT_TIMEOUT,
+        ) as client,
         hooks or contextlib.nullcontext() as server,
     ):
         callback = CallbackConfig(server.url, server.receiver) if server is not None else None

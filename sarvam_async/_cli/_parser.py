@@ -470,5 +470,22 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         elif args.prompt is not None:
             parser.error("--prompt needs --translate")
         check_callback_options(args, parser)
+    elif args.command == "demo":
+        # the demo talks only to its own emulator: a real URL or key given here would be
+        # silently unused, and the user would think the demo had tried their account
+        given = [
+            flag
+            for flag, dest in (
+                ("--base-url", "base_url"),
+                ("--api-key", "api_key"),
+                ("--allow-insecure-http", "allow_insecure_http"),
+            )
+            if getattr(args, dest, None)
+        ]
+        if given:
+            parser.error(
+                f"{', '.join(given)}: demo runs its own emulator in this process (no key, no "
+                "network); to try an account, use transcribe, status, wait or download"
+            )
     elif args.command == "emulator" and args.fault_429 + args.fault_503 > 1:
         parser.error("--fault-429 plus --fault-503 must not exceed 1")

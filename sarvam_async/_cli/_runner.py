@@ -1,7 +1,8 @@
 """Exit codes, one-line errors and the Ctrl-C-safe runner of ``sarvam-async``.
 
 Exit codes: 0 success, 1 failure (an API error, or any file that did not transcribe),
-2 usage error, 130 Ctrl-C (143 SIGTERM).
+2 usage error (a bad option, or a client the options cannot build: no key, a bad URL),
+130 Ctrl-C (143 SIGTERM).
 """
 
 from __future__ import annotations
