@@ -118,6 +118,10 @@ SHARED_DEEPEST_CUT = 0.25
 refusals (sent before the pace came down) cannot stop the account. The start's first cut is
 not bounded: doubling can overshoot a low plan many times over, and the rounds it is measured
 over (the refused one and the calm one before it) say where the plan is."""
+SHARED_BUSY_SHARE = 0.75
+"""A round grows the learned rate only if its calls used this share of the pace (and some
+waited for a slot): calls that arrive together wait on any pace, and a start that doubled on
+such rounds reached 16x a 120/min plan before demand ever met the limit."""
 SHARED_CATCH_UP_GAIN = 0.1
 """Growth per busy calm round back to the accepted rate last measured: a few rounds."""
 SHARED_PROBE_GAIN = 0.01

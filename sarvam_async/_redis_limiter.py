@@ -34,9 +34,11 @@ refusals (not settling)     the accepted rate (granted less refused, per second)
                             never below a quarter of itself. The start's first cut
                             counts this round and the last calm busy one before it:
                             the bucket's credit let that one double past the limit
-no refusal, calls waited    doubles until the first refusal; then +10 % a round back to
-                            ``ceil``, +1 % a round past it
-no refusal, nobody waited   unchanged: idle rounds say nothing about the limit
+no refusal, busy            doubles until the first refusal; then +10 % a round back to
+                            ``ceil``, +1 % a round past it. Busy: calls waited for their
+                            slots and used ``SHARED_BUSY_SHARE`` of the pace
+no refusal, not busy        unchanged: a round that left the pace unused says nothing
+                            about the limit
 over twice the longest      idle, whatever it holds: a quiet spell (or yesterday's run)
 round                       says nothing about the limit either
 =========================== ============================================================
@@ -102,7 +104,7 @@ if plan <= 0 then
     -- says nothing of the limit, and the rate learned before it stands
     waited, rx, settle = 0, 0, 0
   end
-  if dur >= tonumber(ARGV[5]) and (rx == 0 or rn >= tonumber(ARGV[6])
+  if dur >= tonumber(ARGV[5]) and (rx == 0 or not ceil or rn >= tonumber(ARGV[6])
                                   or dur >= tonumber(ARGV[7])) then
     -- accepted calls and seconds of the busy rounds since the last cut, this one included:
     -- whole cycles of probe, refusal and hold, so neither a hold nor a burst skews them
@@ -120,7 +122,9 @@ if plan <= 0 then
       rate = math.max(floor, tonumber(ARGV[13]), math.min(rate, ceil * tonumber(ARGV[9])))
       settle, cn, ct = 1, 0, 0
     else
-      if rx == 0 and waited == 1 then
+      -- busy: calls waited for their slots and the round used most of the pace (two calls
+      -- arriving together also wait, on a pace that demand is far below)
+      if rx == 0 and waited == 1 and rn >= tonumber(ARGV[14]) * rate * dur then
         if not ceil then
           rate = rate * 2
         elseif rate < ceil then
@@ -146,7 +150,7 @@ return {1, num(wait), num(rate), num(math.max(0, hold - now))}
 """
 )
 """ARGV: plan/s (0: learn), max wait s, ttl s, start rate, round s, round calls, longest
-round s, deepest cut, headroom, catch-up, probe, max rate, min rate.
+round s, deepest cut, headroom, catch-up, probe, max rate, min rate, busy share.
 Returns {granted, wait s, rate/s, hold left s}."""
 
 _REFUSED = (
@@ -409,6 +413,7 @@ class RedisRateLimiter:
                     C.SHARED_PROBE_GAIN,
                     C.SHARED_MAX_RATE,
                     C.RATE_MIN,
+                    C.SHARED_BUSY_SHARE,
                 ),
                 budget,
             )

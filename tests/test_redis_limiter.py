@@ -160,6 +160,24 @@ async def test_the_start_lands_at_the_plan_it_overshot(redis_server: RedisServer
     assert 0.7 * plan <= rates[cut] <= 1.1 * plan
 
 
+async def test_the_start_grows_only_on_rounds_that_used_its_pace(
+    redis_server: RedisServer, emu: Emulator
+) -> None:
+    # Two calls arrive together every 1.5 s: 80/min against the start's 120/min. The second
+    # waits half a second for its slot on any pace, but a third of the pace goes unused: the
+    # rate stays. Growing on the wait alone doubled it every round (480/min by now).
+    async with (
+        RedisRateLimiter(redis_server.url) as limiter,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as client,
+    ):
+        job = await _job(client)
+        await asyncio.sleep(1.5)
+        for _ in range(3):
+            await asyncio.gather(*(client.speech_to_text_job.get_status(job) for _ in range(2)))
+            await asyncio.sleep(1.5)
+        assert client.stats.rate_per_minute == pytest.approx(120.0)
+
+
 async def test_a_later_run_starts_at_the_rate_learned_before_it(
     redis_server: RedisServer, store: Redis
 ) -> None:
