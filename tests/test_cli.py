@@ -102,7 +102,8 @@ async def test_help_for_every_command() -> None:
         assert run.out.startswith("usage: sarvam-async"), args
         assert flag in run.out, args
         assert "--verbose" in run.out, args
-        assert ("--base-url" in run.out) == (args != ("emulator",)), args
+        # the emulator and the demo never talk to a real account
+        assert ("--base-url" in run.out) == (args not in {("emulator",), ("demo",)}), args
 
 
 async def test_usage_errors_and_a_missing_key_exit_2(tmp_path: Path) -> None:
@@ -117,8 +118,10 @@ async def test_usage_errors_and_a_missing_key_exit_2(tmp_path: Path) -> None:
         cli("status", "job-1"),  # no key anywhere
         cli("demo", "--base-url", "http://127.0.0.1:9", "--api-key", "k"),
         cli("--api-key", "k", "demo"),  # before the command too
+        cli("demo", "--base-url", ""),  # given, if empty
+        cli("--base-url", "http://127.0.0.1:9", "emulator"),
     )
-    assert [r.code for r in runs] == [2, 2, 2, 2, 2, 2, 2, 2, 2]
+    assert [r.code for r in runs] == [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]
     assert "--out" in runs[0].err
     assert "--speakers needs --diarize" in runs[1].err
     assert "--language cannot be used with --translate" in runs[2].err
@@ -129,6 +132,8 @@ async def test_usage_errors_and_a_missing_key_exit_2(tmp_path: Path) -> None:
     # the demo never uses a real URL or key: it says so instead of ignoring them
     assert "--base-url, --api-key: demo runs its own emulator" in runs[7].err
     assert "--api-key: demo runs its own emulator" in runs[8].err
+    assert "--base-url: demo runs its own emulator" in runs[9].err
+    assert "--base-url: the emulator serves on --host/--port" in runs[10].err
 
 
 def test_fault_options_map_onto_weighted_statuses() -> None:

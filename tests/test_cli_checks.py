@@ -184,15 +184,18 @@ async def test_wait_and_download_say_a_job_was_never_started(
 
 async def test_library_words_become_the_commands_words(emulator: Emulator) -> None:
     env = _api_env(emulator)
-    empty, bad_url = await asyncio.gather(
+    empty, bad_url, bad_env = await asyncio.gather(
         cli("status", "", env=env),
         cli("status", "job-1", "--base-url", "ftp://example.test", env=env),
+        cli("status", "job-1", env={**env, "SARVAM_BASE_URL": "ftp://example.test"}),
     )
     assert empty.code == 2
     assert "JOB_ID: must be a non-empty string" in _one_clear_line(empty.err)
     assert bad_url.code == 2  # nothing was sent: the option is what to change
     line = _one_clear_line(bad_url.err)
     assert "--base-url must be an http(s) URL" in line and "base_url" not in line
+    assert bad_env.code == 2  # the URL came from the environment: the message names it
+    assert "SARVAM_BASE_URL must be an http(s) URL" in _one_clear_line(bad_env.err)
 
 
 async def test_json_errors_are_json(emulator: Emulator) -> None:

@@ -68,19 +68,27 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def make_client(args: argparse.Namespace, *, rate_limit: float | None = None) -> AsyncSarvam:
     """The client of a real-API command, keyed from ``--api-key`` or the environment."""
+    # A client the options cannot build is a usage error (exit 2): nothing was sent, and the
+    # command line (or the environment) is what to change.
     key = args.api_key or os.environ.get(API_KEY_ENV)
     if not key:
-        raise ConfigurationError(
+        raise UsageError(
             f"no API key: pass --api-key KEY or set {API_KEY_ENV} "
             "(keys are on the Sarvam dashboard)"
         )
-    return AsyncSarvam(
-        api_key=key,
-        base_url=args.base_url,
-        rate_limit=rate_limit,
-        timeout=getattr(args, "request_timeout", None) or DEFAULT_TIMEOUT,
-        allow_insecure_http=getattr(args, "allow_insecure_http", False),
-    )
+    try:
+        return AsyncSarvam(
+            api_key=key,
+            base_url=args.base_url,
+            rate_limit=rate_limit,
+            timeout=getattr(args, "request_timeout", None) or DEFAULT_TIMEOUT,
+            allow_insecure_http=getattr(args, "allow_insecure_http", False),
+        )
+    except ConfigurationError as exc:
+        text = str(exc)
+        if args.base_url is None:  # the URL came from the environment: name it
+            text = text.replace("base_url", BASE_URL_ENV)
+        raise UsageError(text) from None
 
 
 # ----------------------------------------------------------------------------- transcribe

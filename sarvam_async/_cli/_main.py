@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from ..errors import ConfigurationError, InvalidParameterError, SarvamError
+from ..errors import InvalidParameterError, SarvamError
 from ._parser import build_parser, validate
 from ._runner import (
     EXIT_FAILED,
@@ -53,8 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         sys.stderr.write(f"{PROG}: interrupted\n")
         return EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT
-    except (UsageError, InvalidParameterError, ConfigurationError) as exc:
-        # nothing was sent: the options (or the environment) are what to change
+    except (UsageError, InvalidParameterError) as exc:
         error(one_line(exc), as_json=as_json, exc=exc)
         return EXIT_USAGE
     except (SarvamError, CommandError, OSError) as exc:

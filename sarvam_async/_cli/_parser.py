@@ -71,9 +71,19 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=30)
 
 
-def _globals(parser: argparse.ArgumentParser, *, top: bool, client: bool = True) -> None:
-    """The global options; on subcommands too (defaults suppressed) so either place works."""
+def _globals(
+    parser: argparse.ArgumentParser, *, top: bool, client: bool = True, account: bool = True
+) -> None:
+    """The global options; on subcommands too (defaults suppressed) so either place works.
+
+    ``account=False`` (the demo) hides the options that name a real account from its help;
+    they are still parsed, so that ``validate`` can say why they do not apply.
+    """
     default: Any = None if top else argparse.SUPPRESS
+
+    def shown(text: str) -> str:
+        return text if account else argparse.SUPPRESS
+
     group = parser.add_argument_group("global options")
     group.add_argument(
         "-v",
@@ -88,13 +98,13 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool, client: bool = True)
         "--base-url",
         metavar="URL",
         default=default,
-        help=f"API base URL (default: ${BASE_URL_ENV}, else https://api.sarvam.ai)",
+        help=shown(f"API base URL (default: ${BASE_URL_ENV}, else https://api.sarvam.ai)"),
     )
     group.add_argument(
         "--api-key",
         metavar="KEY",
         default=default,
-        help=f"API subscription key (default: ${API_KEY_ENV})",
+        help=shown(f"API subscription key (default: ${API_KEY_ENV})"),
     )
     group.add_argument(
         "--request-timeout",
@@ -107,7 +117,9 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool, client: bool = True)
         "--allow-insecure-http",
         action="store_true",
         default=False if top else argparse.SUPPRESS,
-        help="allow a plain http:// --base-url that is not this machine (keys travel in clear)",
+        help=shown(
+            "allow a plain http:// --base-url that is not this machine (keys travel in clear)"
+        ),
     )
 
 
@@ -222,7 +234,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         action="store_true",
         help="wait on job callbacks (a receiver on loopback) instead of polling",
     )
-    _globals(p, top=False)
+    _globals(p, top=False, account=False)
     parsers["demo"] = p
 
     # transcribe ---------------------------------------------------------------------------
@@ -475,17 +487,18 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         # silently unused, and the user would think the demo had tried their account
         given = [
             flag
-            for flag, dest in (
-                ("--base-url", "base_url"),
-                ("--api-key", "api_key"),
-                ("--allow-insecure-http", "allow_insecure_http"),
-            )
-            if getattr(args, dest, None)
+            for flag, dest in (("--base-url", "base_url"), ("--api-key", "api_key"))
+            if getattr(args, dest, None) is not None
         ]
+        if getattr(args, "allow_insecure_http", False):
+            given.append("--allow-insecure-http")
         if given:
             parser.error(
                 f"{', '.join(given)}: demo runs its own emulator in this process (no key, no "
                 "network); to try an account, use transcribe, status, wait or download"
             )
-    elif args.command == "emulator" and args.fault_429 + args.fault_503 > 1:
-        parser.error("--fault-429 plus --fault-503 must not exceed 1")
+    elif args.command == "emulator":
+        if getattr(args, "base_url", None) is not None:  # given before the command
+            parser.error("--base-url: the emulator serves on --host/--port; it calls no API")
+        if args.fault_429 + args.fault_503 > 1:
+            parser.error("--fault-429 plus --fault-503 must not exceed 1")
