@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 from . import _constants as C
 from ._limiter import Overdue
 from ._ratecontrol import Signal
+from ._tasks import within
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -175,6 +176,11 @@ return 1
 _SHA = {src: hashlib.sha1(src.encode()).hexdigest() for src in (_TURN, _REFUSED)}
 
 
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
+
+
 class _Turns:
     """One holder at a time; waiters with ``ahead`` go first, each kind in arrival order."""
 
@@ -192,14 +198,17 @@ class _Turns:
             return
         if timeout <= 0:
             raise asyncio.TimeoutError
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         queue = self._ahead if ahead else self._rest
         queue.append(future)
+        # a timer, not asyncio.wait_for: before Python 3.12 that returns a turn handed over
+        # just as its caller is cancelled, and the cancellation is lost (see _tasks.within)
+        expiry = None
+        if timeout < math.inf:
+            expiry = loop.call_later(timeout, _expire, future)
         try:
-            if timeout < math.inf:
-                await asyncio.wait_for(future, timeout)
-            else:
-                await future
+            await future
         except BaseException:
             if future.done() and not future.cancelled():
                 self.leave()  # handed the turn as it gave up: pass it on
@@ -207,6 +216,9 @@ class _Turns:
                 with contextlib.suppress(ValueError):
                     queue.remove(future)
             raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
 
     def leave(self) -> None:
         """Hand the turn to the next waiter, or free it."""
@@ -397,7 +409,7 @@ class RedisRateLimiter:
         """One round trip of the turn script; None when Redis failed (the process left)."""
         budget = min(self._timeout, left)
         try:
-            reply = await asyncio.wait_for(
+            reply = await within(
                 self._script(
                     _TURN,
                     self._plan,
@@ -436,7 +448,7 @@ class RedisRateLimiter:
             count, hint = self._refused, self._refused_hint
             self._refused, self._refused_hint = 0, 0.0
             try:
-                await asyncio.wait_for(
+                await within(
                     self._script(_REFUSED, 0 if self._plan else 1, hint, self._ttl, count),
                     self._timeout,
                 )

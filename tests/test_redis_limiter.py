@@ -178,6 +178,31 @@ async def test_the_start_grows_only_on_rounds_that_used_its_pace(
         assert client.stats.rate_per_minute == pytest.approx(120.0)
 
 
+async def test_calls_cancelled_together_all_end(redis_server: RedisServer, emu: Emulator) -> None:
+    # Calls queued for their turns, cancelled at once (a TaskGroup failing, a timeout around
+    # a gather, Ctrl-C): one hands its turn to the next as both are cancelled. Waiting for
+    # the turn with asyncio.wait_for lost that cancellation before Python 3.12, and the call
+    # went on, its loop forever.
+    async with (
+        RedisRateLimiter(redis_server.url) as limiter,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as client,
+    ):
+        job = await _job(client)
+
+        async def poll() -> None:
+            while True:
+                await client.speech_to_text_job.get_status(job)
+
+        pollers = [asyncio.ensure_future(poll()) for _ in range(16)]
+        await asyncio.sleep(3.0)
+        for task in pollers:
+            task.cancel()
+        _, pending = await asyncio.wait(pollers, timeout=2.0)
+        for task in pending:  # (a failing run must not hang the suite)
+            task.cancel()
+        assert not pending
+
+
 async def test_a_later_run_starts_at_the_rate_learned_before_it(
     redis_server: RedisServer, store: Redis
 ) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from .._constants import CLI_CONNECT_CHECK_TIMEOUT
 from .._preflight import check_output_dir
 from .._storage import AUDIO_EXTENSIONS
+from .._tasks import within
 from ..errors import InvalidParameterError
 from ._runner import CommandError, UsageError, one_line
 
@@ -157,9 +158,7 @@ async def check_reachable(base_url: str, option_hint: str) -> None:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     where = f"{parts.scheme}://{host}:{port}"
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), CLI_CONNECT_CHECK_TIMEOUT
-        )
+        _, writer = await within(asyncio.open_connection(host, port), CLI_CONNECT_CHECK_TIMEOUT)
     except asyncio.TimeoutError:
         raise CommandError(
             f"cannot reach the API at {where}: no answer within "
