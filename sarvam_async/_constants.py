@@ -119,9 +119,11 @@ refusals (sent before the pace came down) cannot stop the account. The start's f
 not bounded: doubling can overshoot a low plan many times over, and the rounds it is measured
 over (the refused one and the calm one before it) say where the plan is."""
 SHARED_BUSY_SHARE = 0.75
-"""A round grows the learned rate only if its calls used this share of the pace (and some
-waited for a slot): calls that arrive together wait on any pace, and a start that doubled on
-such rounds reached 16x a 120/min plan before demand ever met the limit."""
+"""A round grows the learned rate only if calls waited for their slots and it granted this
+share of what its pace allows: calls that arrive together wait on any pace, and slots reserved
+before a doubling come due at the old pace, so a wait alone does not show the new pace was
+tried. A start that doubled on waits alone reached 16x a 120/min plan before its first refusal
+(measuring unused time between slots instead still doubled through that backlog)."""
 SHARED_CATCH_UP_GAIN = 0.1
 """Growth per busy calm round back to the accepted rate last measured: a few rounds."""
 SHARED_PROBE_GAIN = 0.01

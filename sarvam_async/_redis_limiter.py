@@ -16,27 +16,32 @@ hold     no slot before this: a ``Retry-After`` one process was given holds all 
 rate     the learned pace, requests per second (unused when the plan is known)
 ceil     the rate the account last accepted in a round with refusals
 rs rn rx the current round: its start, calls granted in it, refusals reported in it
-rw       1 when a call of this round waited for its slot (demand was above the pace)
+rw       1 when a call of this round waited for its slot
 settle   1 for the round after a cut: its refusals are of calls sent before the cut
-cn ct    calls accepted and seconds in busy rounds since the last cut (whole cycles)
+cn ct    calls accepted and seconds since the last cut, over rounds in which calls waited
 ======== ===================================================================================
 
 The pace is the known plan (``rate_limit=``, paced ``SHARED_PLAN_HEADROOM`` under it), else
 learned for the whole account, one round at a time: a second, or while it has refusals, until
-it holds ten calls (or ten seconds), so that their share is worth acting on:
+it holds ten calls (or ten seconds), so that their share is worth acting on. The start's
+first refused round ends at its second: the doubling drew those refusals, and more calls at
+that pace would only draw more:
 
 =========================== ============================================================
 round ends with             the learned rate
 =========================== ============================================================
 refusals (not settling)     the accepted rate (granted less refused, per second) of
-                            the busy rounds since the last cut, holds included, times
+                            the rounds since the last cut in which calls waited,
+                            holds included, times
                             ``SHARED_LEARNED_HEADROOM``; after the start's first cut,
                             never below a quarter of itself. The start's first cut
-                            counts this round and the last calm busy one before it:
+                            counts this round and the last calm one before it in
+                            which calls waited:
                             the bucket's credit let that one double past the limit
 no refusal, busy            doubles until the first refusal; then +10 % a round back to
                             ``ceil``, +1 % a round past it. Busy: calls waited for their
-                            slots and used ``SHARED_BUSY_SHARE`` of the pace
+                            slots, and the round granted ``SHARED_BUSY_SHARE`` of what
+                            its pace allows (the pace was tried, not only reserved)
 no refusal, not busy        unchanged: a round that left the pace unused says nothing
                             about the limit
 over twice the longest      idle, whatever it holds: a quiet spell (or yesterday's run)
@@ -105,13 +110,15 @@ if plan <= 0 then
     -- says nothing of the limit, and the rate learned before it stands
     waited, rx, settle = 0, 0, 0
   end
+  -- (the start's refused round, before any ceiling, ends at its first second)
   if dur >= tonumber(ARGV[5]) and (rx == 0 or not ceil or rn >= tonumber(ARGV[6])
                                   or dur >= tonumber(ARGV[7])) then
-    -- accepted calls and seconds of the busy rounds since the last cut, this one included:
+    -- accepted calls and seconds of the rounds since the last cut in which calls waited,
+    -- this one included:
     -- whole cycles of probe, refusal and hold, so neither a hold nor a burst skews them
     if waited == 1 or rx > 0 then cn, ct = cn + rn - rx, ct + dur end
     if not ceil and rx == 0 then
-      -- the start: only its last calm busy round joins the round with the first refusals
+      -- the start: only its last calm round with waits joins the round with the first refusals
       -- (the bucket's credit and the hold are then spread over two rounds, not one)
       if waited == 1 then cn, ct = rn, dur else cn, ct = 0, 0 end
     end
@@ -123,8 +130,9 @@ if plan <= 0 then
       rate = math.max(floor, tonumber(ARGV[13]), math.min(rate, ceil * tonumber(ARGV[9])))
       settle, cn, ct = 1, 0, 0
     else
-      -- busy: calls waited for their slots and the round used most of the pace (two calls
-      -- arriving together also wait, on a pace that demand is far below)
+      -- busy: calls waited for their slots, and the round's grants came at this pace (two
+      -- calls arriving together also wait, on a pace demand is far below; and slots
+      -- reserved at the pace before a doubling come due at that pace: it is not tried yet)
       if rx == 0 and waited == 1 and rn >= tonumber(ARGV[14]) * rate * dur then
         if not ceil then
           rate = rate * 2

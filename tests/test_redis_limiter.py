@@ -8,6 +8,7 @@ faster), or the limiter's own Redis timeout as an upper bound.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -176,6 +177,35 @@ async def test_the_start_grows_only_on_rounds_that_used_its_pace(
             await asyncio.gather(*(client.speech_to_text_job.get_status(job) for _ in range(2)))
             await asyncio.sleep(1.5)
         assert client.stats.rate_per_minute == pytest.approx(120.0)
+
+
+async def test_the_starts_refused_round_ends_after_a_second(redis_server: RedisServer) -> None:
+    # The start doubles past a 120/min plan (the bucket's credit hides it for a round). The
+    # round that meets the refusals ends at its first second, as soon as a call is granted
+    # after the hold: its refusals were drawn by the doubling, and more calls at that pace
+    # would only draw more. Holding it open for ten calls drew twice as many.
+    async with (
+        Emulator(api_key=KEY, rate_limit=120.0) as emu,
+        RedisRateLimiter(redis_server.url) as limiter,
+        AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as client,
+    ):
+        job = await _job(client)
+        rates: list[float] = []
+
+        async def poll() -> None:
+            while True:
+                await client.speech_to_text_job.get_status(job)
+                rate = client.stats.rate_per_minute
+                if rate is not None and (not rates or rate != rates[-1]):
+                    rates.append(rate)
+
+        pollers = [asyncio.ensure_future(poll()) for _ in range(16)]
+        await asyncio.sleep(8.0)
+        for task in pollers:
+            task.cancel()
+        await asyncio.gather(*pollers, return_exceptions=True)
+    assert any(b < a for a, b in itertools.pairwise(rates)), rates  # the start cut
+    assert emu.stats.rate_limited <= 2, rates
 
 
 async def test_calls_cancelled_together_all_end(redis_server: RedisServer, emu: Emulator) -> None:
