@@ -184,11 +184,6 @@ return 1
 _SHA = {src: hashlib.sha1(src.encode()).hexdigest() for src in (_TURN, _REFUSED)}
 
 
-def _expire(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_exception(asyncio.TimeoutError())
-
-
 class _Turns:
     """One holder at a time; waiters with ``ahead`` go first, each kind in arrival order."""
 
@@ -206,17 +201,13 @@ class _Turns:
             return
         if timeout <= 0:
             raise asyncio.TimeoutError
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue = self._ahead if ahead else self._rest
         queue.append(future)
-        # a timer, not asyncio.wait_for: before Python 3.12 that returns a turn handed over
-        # just as its caller is cancelled, and the cancellation is lost (see _tasks.within)
-        expiry = None
-        if timeout < math.inf:
-            expiry = loop.call_later(timeout, _expire, future)
         try:
-            await future
+            # not asyncio.wait_for: before Python 3.12 it returns a turn handed over just as
+            # its caller is cancelled, and the cancellation is lost
+            await within(future, timeout)
         except BaseException:
             if future.done() and not future.cancelled():
                 self.leave()  # handed the turn as it gave up: pass it on
@@ -224,9 +215,6 @@ class _Turns:
                 with contextlib.suppress(ValueError):
                     queue.remove(future)
             raise
-        finally:
-            if expiry is not None:
-                expiry.cancel()
 
     def leave(self) -> None:
         """Hand the turn to the next waiter, or free it."""

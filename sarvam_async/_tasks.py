@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -35,11 +36,12 @@ async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
 
 
 async def within(aw: Awaitable[T], timeout: float) -> T:
-    """``aw``'s result; raises asyncio.TimeoutError after ``timeout`` seconds (it is then
-    cancelled), and a cancellation of the caller always propagates."""
+    """``aw``'s result; raises asyncio.TimeoutError after ``timeout`` seconds (``math.inf``:
+    never; ``aw`` is then cancelled), and a cancellation of the caller always propagates (and
+    cancels ``aw``)."""
     task = asyncio.ensure_future(aw)
     try:
-        done, _ = await asyncio.wait((task,), timeout=timeout)
+        done, _ = await asyncio.wait((task,), timeout=None if timeout == math.inf else timeout)
     except BaseException:  # the caller was cancelled: so is the work, whatever its state
         task.cancel()
         raise
