@@ -107,8 +107,8 @@ class _Trial:
     rate: float
     ends: float  # clock time before which it does not end
     answers: int  # answers it waits for
-    late: bool  # only refusals in the second half count (neighbours had time to react)
-    first_half: int = 0  # refusals among the first half of them
+    first_half: int = 0  # refusals among the first half of them (a full test counts only
+    # those of the second half: neighbours had time to react)
     refilled_answers: int = 0  # answers to calls sent once ``ends`` had passed
     refilled_refused: int = 0  # refusals among them
 
@@ -315,7 +315,7 @@ class RateController:
             # Demand that never filled the window, refused no more than background could
             # be: a short test at half the accepted rate. If refusals still come, go back
             # to the unpaced start and count them as background.
-            self._test(Phase.START, math.inf, now, C.RATE_ROUND_SECONDS, late=False)
+            self._test(Phase.START, math.inf, now, C.RATE_ROUND_SECONDS)
         elif leaving_start:  # the start's overshoot says nothing about what comes after
             self._end_run()
         elif persisting and background and self._run_from < math.inf:
@@ -324,12 +324,12 @@ class RateController:
             # sharing the account back off too. Refusals still coming all along do not
             # depend on this client's pace.
             restore = max(self._run_from, self._healthy)
-            self._test(Phase.PACED, restore, now, C.RATE_TEST_SECONDS, late=True)
+            self._test(Phase.PACED, restore, now, C.RATE_TEST_SECONDS)
 
-    def _test(self, phase: Phase, rate: float, now: float, seconds: float, *, late: bool) -> None:
+    def _test(self, phase: Phase, rate: float, now: float, seconds: float) -> None:
         """Pace at ``RATE_TEST_FACTOR`` of the accepted rate; ``phase``/``rate`` to restore."""
         self._pace(min(self.rate, self._target * C.RATE_TEST_FACTOR), now)
-        self._trial = _Trial(phase, rate, now + seconds, C.RATE_TEST_ANSWERS, late)
+        self._trial = _Trial(phase, rate, now + seconds, C.RATE_TEST_ANSWERS)
 
     def _judge(self, trial: _Trial, now: float) -> None:
         self._trial = None
@@ -338,7 +338,7 @@ class RateController:
             share = trial.refilled_refused / max(trial.refilled_answers, 1)
             counted = trial.refilled_refused
         else:
-            counted = self._refused - trial.first_half if trial.late else self._refused
+            counted = self._refused - trial.first_half
         if counted and not self._beyond_background():
             # a few answers can show any share: never more than background may be
             share = min(share, C.RATE_MAX_BACKGROUND)
