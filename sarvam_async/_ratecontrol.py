@@ -8,7 +8,7 @@ it accepted, and costs nothing while nothing is refused::
      doubling per round trip of accepted answers     refusal cuts it; busy calm rounds grow it
        ▲                                                   │ demand never filled the window
        │ refusals still come: background                   │ (quick test), or refusals went
-       └──────────────── TEST: half the accepted rate ◀────┘ on through three cuts (10 s test)
+       └────────────── TEST: 0.8 of the accepted rate ◀────┘ on through three cuts (10 s test)
                          for a while; refusals still coming are background: restore the
                          pace (or the start), discount their share; none: the cut stands
 
@@ -21,12 +21,12 @@ it accepted, and costs nothing while nothing is refused::
   the background explain (``RATE_EXCESS_SIGMAS``). The pace starts at half the accepted
   rate (the burst that met the limit also drained the account's bucket), or half what was
   sent. A client whose demand never filled its window, refused no more than background
-  could be, first gets a quick test: paced at half the accepted rate, it counts only calls
-  sent once ``RATE_ROUND_SECONDS`` have let the bucket refill, and ends at the first refusal
-  of one (background: back to the unpaced start, that share counted, never above
-  ``RATE_MAX_BACKGROUND``) or after ``RATE_TEST_ANSWERS`` answers to them without one (a
-  limit: the pace stands). It holds nothing meanwhile, since it asks whether a limit is
-  there at all.
+  could be, first gets a quick test: paced at ``RATE_TEST_FACTOR`` of the accepted rate,
+  it counts only calls sent once ``RATE_ROUND_SECONDS`` have let the bucket refill, and ends
+  at the first refusal of one (background: back to the unpaced start, that share counted,
+  never above ``RATE_MAX_BACKGROUND``) or after ``RATE_TEST_ANSWERS`` answers to them
+  without one (a limit: the pace stands). It holds nothing meanwhile, since it asks
+  whether a limit is there at all.
 * **PACED**: once pacing with no background known, one refusal of a call sent since the
   last cut cuts at once: to ``RATE_CUT_HEADROOM`` of the rate accepted over the last
   ``RATE_MEASURE_ROUNDS`` rounds, never below ``RATE_MAX_CUT`` of what was sent. A busy round
@@ -313,14 +313,14 @@ class RateController:
         self._new_round(now)
         if modest:
             # Demand that never filled the window, refused no more than background could
-            # be: a short test at half the accepted rate. If refusals still come, go back
+            # be: a short test under the accepted rate. If refusals still come, go back
             # to the unpaced start and count them as background.
             self._test(Phase.START, math.inf, now, C.RATE_ROUND_SECONDS)
         elif leaving_start:  # the start's overshoot says nothing about what comes after
             self._end_run()
         elif persisting and background and self._run_from < math.inf:
             # Refusals went on through cuts, and not so often that only a limit explains
-            # them: pace at half what the account accepts, for long enough that neighbours
+            # them: pace under what the account accepts, for long enough that neighbours
             # sharing the account back off too. Refusals still coming all along do not
             # depend on this client's pace.
             restore = max(self._run_from, self._healthy)
