@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._callback_receiver import CallbackConfig
-from ._callback_wait import timed_out, wait_for_callback
+from ._callback_wait import pause_before_next_look, wait_for_callback
 from ._filenames import check_file_names, is_plain_file_name, transcript_path
 from ._preflight import check_output_dir, check_polling, local_paths
 from ._resources import JobLinks
@@ -201,10 +201,11 @@ class BatchJob:
 
         Polls are jittered (±20 %) and back off by 1.5x from ``poll_interval`` to
         ``max_interval``. Transient errors (connection, 429, 5xx) are logged and polling
-        goes on; others raise. Raises JobTimeoutError (with ``last_status``) once
-        ``timeout`` seconds have passed; the job keeps running: ``get_job(job_id)`` later.
-        Each status call gets only the time left as its retry deadline (which also clips its
-        attempts), so the wait ends at ``timeout``, not one call's retry budget later.
+        goes on; others raise. With ``timeout``, the last status call goes a second before
+        it (time for an answer), then JobTimeoutError (with ``last_status``) is raised; the
+        job keeps running: ``get_job(job_id)`` later. Each status call gets only the time
+        left as its retry deadline (which also clips its attempts), so the wait ends by
+        ``timeout``, not one call's retry budget later.
         Raises InvalidParameterError, before polling, for a ``poll_interval`` under 0.01 s, a
         ``max_interval`` under 1 s (no busy polling) or a negative ``timeout``.
         """
@@ -241,11 +242,7 @@ class BatchJob:
                 if last.job_state.is_terminal:
                     return last
             delay = interval * (0.8 + 0.4 * jitter())
-            if deadline is not None:
-                remaining = deadline - clock()
-                if remaining <= 0:
-                    raise timed_out(self.job_id, timeout, last)
-                delay = min(delay, remaining)
+            delay = pause_before_next_look(delay, deadline, clock, self.job_id, timeout, last)
             state = last.job_state.value if last is not None else "unknown"
             logger.debug("polled job %s: %s; next poll in %.1fs", self.job_id, state, delay)
             await sleep(delay)

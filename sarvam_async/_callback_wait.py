@@ -20,7 +20,7 @@ from ._retry import RetryPolicy
 from .errors import APIConnectionError, APIStatusError, JobTimeoutError
 from .models import JobStatusResponse
 
-__all__ = ["timed_out", "wait_for_callback"]
+__all__ = ["pause_before_next_look", "timed_out", "wait_for_callback"]
 
 logger = logging.getLogger("sarvam_async")
 
@@ -39,6 +39,27 @@ def timed_out(
         job_id=job_id,
         last_status=last,
     )
+
+
+def pause_before_next_look(
+    pause: float,
+    deadline: float | None,
+    clock: Callable[[], float],
+    job_id: str,
+    timeout: float | None,
+    last: JobStatusResponse | None,
+) -> float:
+    """Seconds until a wait's next status call: ``pause``, cut for a wait with a ``deadline``.
+
+    The last call goes ``WAIT_LAST_LOOK`` before the deadline, so that it has time to
+    answer; once it is made, raises JobTimeoutError. A wait never outlives its timeout.
+    """
+    if deadline is None:
+        return pause
+    remaining = deadline - clock()
+    if remaining <= C.WAIT_LAST_LOOK:
+        raise timed_out(job_id, timeout, last)
+    return min(pause, remaining - C.WAIT_LAST_LOOK)
 
 
 async def wait_for_callback(
@@ -80,12 +101,7 @@ async def wait_for_callback(
                     if last.job_state.is_terminal:
                         return last
                     pause = config.safety_poll
-            delay = pause
-            if deadline is not None:
-                remaining = deadline - clock()
-                if remaining <= 0:
-                    raise timed_out(job_id, timeout, last)
-                delay = min(delay, remaining)
+            delay = pause_before_next_look(pause, deadline, clock, job_id, timeout, last)
             await _arrival_or_pause(receiver, job_id, delay, policy.sleep)
             check = True
     finally:

@@ -169,7 +169,11 @@ two downloads of one output never share a file, short enough to leave the name r
 POLL_INTERVAL = 5.0
 """First pause between status polls; the official SDK's value and the docs' advice."""
 MIN_CALL_TIME = 0.001
-"""Seconds a last status poll gets when a wait's deadline has come: one quick look."""
+"""Retry deadline of a wait's status call when the wait's whole ``timeout`` is (nearly) zero:
+a policy's deadline must be positive."""
+WAIT_LAST_LOOK = 1.0
+"""A bounded wait's last status call goes this long before its timeout: time for an answer
+over any real network (a call at the timeout itself would have none), and never past it."""
 POLL_MAX_INTERVAL = 30.0
 """Polling backs off to this for long jobs, sparing the account's rate limit."""
 MIN_POLL_INTERVAL = 0.01

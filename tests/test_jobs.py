@@ -96,19 +96,23 @@ async def test_wait_backs_off_and_times_out_on_fake_time(tmp_path: Path) -> None
     ft = FakeTime()
     policy = RetryPolicy(sleep=ft.sleep, clock=ft.clock, jitter=lambda: 0.5)
     async with (
-        Emulator(api_key=KEY, clock=ft.clock, job_duration=200.0) as emu,
+        # answers take 20 ms of real time, as any network's do: the last look needs them
+        Emulator(api_key=KEY, clock=ft.clock, job_duration=200.0, latency=0.02) as emu,
         AsyncSarvam(api_key=KEY, base_url=emu.url, retry=policy, adaptive_rate=False) as c,
     ):
         job = await c.speech_to_text_job.create_job()
         await job.upload_files(_audio(tmp_path, "a.wav"))
         await job.start()
         with pytest.raises(errors.JobTimeoutError) as info:
-            await job.wait_until_complete(poll_interval=5.0, max_interval=30.0, timeout=40.0)
+            await job.wait_until_complete(poll_interval=5.0, max_interval=30.0, timeout=41.5)
+        # the job runs from 40 s on (Pending for a fifth of its 200 s): the last look, a
+        # second before the deadline, saw it; a look at the deadline itself had no time
         assert info.value.last_status is not None
         assert info.value.last_status.job_state == "Running"
         assert info.value.job_id == job.job_id
-        # 5, 7.5, 11.25, then cut to the 16.25 s left of the 40 s deadline
-        assert ft.sleeps == [5.0, 7.5, 11.25, 16.25]
+        # 5, 7.5, 11.25, then cut to end a second before the 41.5 s deadline
+        assert ft.sleeps == [5.0, 7.5, 11.25, 16.75]
+        assert len(emu.calls("status")) == 5
         status = await job.wait_until_complete(poll_interval=5.0, max_interval=30.0)
         assert status.job_state is JobState.COMPLETED
         assert max(ft.sleeps) == 30.0  # capped
