@@ -6,11 +6,13 @@ skip, unless ``SARVAM_ASYNC_REQUIRE_EXTRAS`` is set (CI sets it): then they fail
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,18 @@ import pytest
 BINARY = shutil.which("redis-server") or next(
     (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if Path(p).exists()), None
 )
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux kills it when the test process dies, however it dies.
+
+    A run stopped from outside (SIGKILL, a CI timeout) never reaches the fixture's cleanup,
+    and would leave its servers running. The fixtures start servers on the main thread,
+    whose end is what the kernel watches.
+    """
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -51,6 +65,7 @@ class RedisServer:
             [BINARY, *args, "--dir", str(self.folder)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:

@@ -8,8 +8,15 @@ faster), or the limiter's own Redis timeout as an upper bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -421,3 +428,37 @@ async def test_work_already_begun_goes_first_under_the_shared_budget(
     routes = [r.route for r in emu.requests]
     # the first initiate had its turn; the status call, asked for last, went next
     assert routes[:3] == ["initiate", "initiate", "status"] and routes.count("initiate") == 5
+
+
+def test_a_test_run_killed_from_outside_leaves_no_redis_server(tmp_path: Path) -> None:
+    RedisServer(tmp_path)  # skips (or fails, in CI) without redis-server, as the fixture does
+    root = Path(__file__).resolve().parent.parent
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from tests.redis_server import RedisServer\n"
+        "server = RedisServer(Path(sys.argv[1]))\n"
+        "server.start()\n"
+        "print(server.port, server.proc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], cwd=root, stdout=subprocess.PIPE
+    )
+    assert run.stdout is not None
+    port, pid = (int(x) for x in run.stdout.readline().split())
+    run.kill()  # as a CI timeout would: no fixture cleanup runs
+    run.wait()
+    run.stdout.close()
+    deadline = time.monotonic() + 5.0
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            except OSError:
+                return  # the server died with the run
+            assert time.monotonic() < deadline, "redis-server outlived the run that started it"
+            time.sleep(0.02)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # if it did outlive the run: not past this test
