@@ -162,7 +162,7 @@ async def test_a_paced_fan_out_starts_its_first_job_before_initiating_the_last(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     paths = []
-    for i in range(80):
+    for i in range(160):
         p = tmp_path / f"clip{i}.wav"
         p.write_bytes(b"RIFF" + bytes(40))
         paths.append(p)
@@ -170,7 +170,8 @@ async def test_a_paced_fan_out_starts_its_first_job_before_initiating_the_last(
         run = c.transcribe_files(paths, output_dir=tmp_path / "out", poll_interval=0.01)
         assert all([o.ok async for o in run])
     routes = [r.route for r in emulator.requests if not r.route.startswith("storage")]
-    # four jobs in flight, paced: upload links and start of the first job go ahead of the
+    # eight jobs in flight, paced: upload links and start of the first job go ahead of the
     # initiates still queued, so its processing begins while the others are being created
+    # (eight initiates take 0.4 s of slots: time for its 20 uploads on a loaded machine)
     last_initiate = len(routes) - 1 - routes[::-1].index("initiate")
     assert routes.index("start") < last_initiate
