@@ -34,8 +34,8 @@ def timed_out(
     """The error of a wait on ``job_id`` that ran out of its ``timeout``."""
     state = last.job_state.value if last is not None else "unknown"
     return JobTimeoutError(
-        f"job {job_id} still {state} after {timeout:g}s; it keeps running: call "
-        "get_job(job_id) later to wait again",
+        f"job {job_id} still {state} when its {timeout:g}s wait ran out; it keeps running: "
+        "call get_job(job_id) later to wait again",
         job_id=job_id,
         last_status=last,
     )
@@ -48,17 +48,23 @@ def pause_before_next_look(
     job_id: str,
     timeout: float | None,
     last: JobStatusResponse | None,
+    *,
+    looked: bool = True,
 ) -> float:
     """Seconds until a wait's next status call: ``pause``, cut for a wait with a ``deadline``.
 
     The last call goes ``WAIT_LAST_LOOK`` before the deadline, so that it has time to
-    answer; once it is made, raises JobTimeoutError. A wait never outlives its timeout.
+    answer; once it is made, raises JobTimeoutError. A wait that has not ``looked`` at the
+    status yet (a callback wait, or a timeout of a second or less) looks at once instead.
+    A wait never outlives its timeout.
     """
     if deadline is None:
         return pause
     remaining = deadline - clock()
     if remaining <= C.WAIT_LAST_LOOK:
-        raise timed_out(job_id, timeout, last)
+        if looked:
+            raise timed_out(job_id, timeout, last)
+        return 0.0
     return min(pause, remaining - C.WAIT_LAST_LOOK)
 
 
@@ -74,7 +80,8 @@ async def wait_for_callback(
     """Wait until ``job_id`` is terminal, woken by its callbacks; returns the final status.
 
     Transient status errors (``transient``) are logged and the status asked again after
-    a short pause; others raise. Raises JobTimeoutError once ``timeout`` seconds have passed.
+    a short pause; others raise. With ``timeout``, the last status call goes a second
+    before it (at once, if none was made yet), then JobTimeoutError is raised.
     """
     receiver = config.receiver
     clock = policy.clock
@@ -82,10 +89,12 @@ async def wait_for_callback(
     check = not receiver.watching(job_id)  # not watched from its start: it may have called
     receiver.watch(job_id)
     last: JobStatusResponse | None = None
+    looked = False  # a status call was made in this wait
     pause = config.safety_poll
     try:
         while True:
             if check:
+                looked = True
                 call_retry = None
                 if deadline is not None:  # a check never outlives the wait
                     left = max(deadline - clock(), C.MIN_CALL_TIME)
@@ -101,7 +110,9 @@ async def wait_for_callback(
                     if last.job_state.is_terminal:
                         return last
                     pause = config.safety_poll
-            delay = pause_before_next_look(pause, deadline, clock, job_id, timeout, last)
+            delay = pause_before_next_look(
+                pause, deadline, clock, job_id, timeout, last, looked=looked
+            )
             await _arrival_or_pause(receiver, job_id, delay, policy.sleep)
             check = True
     finally:

@@ -180,6 +180,23 @@ async def test_a_callback_ends_the_wait_with_one_status_call(
     assert not server.receiver.watching(job_id)
 
 
+async def test_a_callback_wait_of_a_second_or_less_still_looks_once(
+    real_client: AsyncSarvam, emulator: Emulator, server: CallbackServer, tmp_path: Path
+) -> None:
+    emulator.job_duration = 0.05
+    job = await real_client.speech_to_text_job.create_job(callback=config(server))
+    await job.upload_files(wavs(tmp_path, 2))
+    await job.start()
+    for _ in range(200):  # the job has ended and called back before anyone waits
+        if emulator.callback_deliveries:
+            break
+        await asyncio.sleep(0.01)
+    # too short for a last look a second before the timeout: the one look goes at once
+    status = await job.wait_until_complete(timeout=1.0)
+    assert status.job_state is JobState.COMPLETED
+    assert len(emulator.calls("status")) == 1
+
+
 async def test_duplicated_callbacks_wake_the_wait_once(
     real_client: AsyncSarvam, emulator: Emulator, server: CallbackServer, tmp_path: Path
 ) -> None:

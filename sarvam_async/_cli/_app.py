@@ -299,8 +299,9 @@ async def wait(args: argparse.Namespace, ui: UI) -> int:
             except JobTimeoutError as exc:
                 last = exc.last_status.job_state.value if exc.last_status else "unknown"
                 raise CommandError(
-                    f"job {args.job_id} is still {last} after --timeout {args.timeout:g}s; "
-                    f"it keeps running: run 'sarvam-async wait {args.job_id}' again later"
+                    f"job {args.job_id} is still {last} as its --timeout {args.timeout:g}s "
+                    f"ran out; it keeps running: run 'sarvam-async wait {args.job_id}' again "
+                    "later"
                 ) from None
     if args.json:
         print_json(st)
