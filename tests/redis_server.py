@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,29 @@ BINARY = shutil.which("redis-server") or next(
 )
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: Linux kills it when the test process dies, however it dies.
+_LINUX = sys.platform.startswith("linux")
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if _LINUX else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _dying_with(parent: int) -> Callable[[], None]:
+    """What the child runs before exec: Linux kills it when ``parent`` dies, however it dies.
 
     A run stopped from outside (SIGKILL, a CI timeout) never reaches the fixture's cleanup,
-    and would leave its servers running. The fixtures start servers on the main thread,
-    whose end is what the kernel watches.
+    and would leave its servers running. The kernel watches the thread that started the
+    server: fixtures start them on the worker's main thread. Under pytest-xdist a killed
+    controller leaves its workers to finish their running test (pytest-timeout bounds it),
+    and their servers with them. Only ``prctl`` runs in the child (resolved beforehand: no
+    loading of libraries between fork and exec); a parent gone before it took effect ends
+    the child at once.
     """
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def arm() -> None:
+        assert _PRCTL is not None
+        if _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def free_port() -> int:
@@ -65,10 +79,12 @@ class RedisServer:
             [BINARY, *args, "--dir", str(self.folder)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_dying_with(os.getpid()) if _LINUX else None,
         )
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:  # the port was taken meanwhile, by another run
+                raise RuntimeError(f"redis-server exited at start ({self.proc.returncode})")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                     s.sendall(b"PING\r\n")

@@ -430,6 +430,7 @@ async def test_work_already_begun_goes_first_under_the_shared_budget(
     assert routes[:3] == ["initiate", "initiate", "status"] and routes.count("initiate") == 5
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's parent-death signal")
 def test_a_test_run_killed_from_outside_leaves_no_redis_server(tmp_path: Path) -> None:
     RedisServer(tmp_path)  # skips (or fails, in CI) without redis-server, as the fixture does
     root = Path(__file__).resolve().parent.parent
@@ -445,20 +446,26 @@ def test_a_test_run_killed_from_outside_leaves_no_redis_server(tmp_path: Path) -
     run = subprocess.Popen(
         [sys.executable, "-c", script, str(tmp_path)], cwd=root, stdout=subprocess.PIPE
     )
-    assert run.stdout is not None
-    port, pid = (int(x) for x in run.stdout.readline().split())
-    run.kill()  # as a CI timeout would: no fixture cleanup runs
-    run.wait()
-    run.stdout.close()
-    deadline = time.monotonic() + 5.0
+    pid = None
     try:
+        assert run.stdout is not None
+        port, pid = (int(x) for x in run.stdout.readline().split())
+        run.kill()  # as a CI timeout would: no fixture cleanup runs
+        run.wait()
+        deadline = time.monotonic() + 5.0
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             except OSError:
-                return  # the server died with the run
+                pid = None  # the server died with the run: its pid is not ours to signal
+                return
             assert time.monotonic() < deadline, "redis-server outlived the run that started it"
             time.sleep(0.02)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)  # if it did outlive the run: not past this test
+        run.kill()
+        run.wait()
+        if run.stdout is not None:
+            run.stdout.close()
+        if pid is not None:  # it outlived the run (or the run failed): not past this test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -9,8 +9,10 @@ from mypy import api
 TYPING = Path(__file__).parent / "typing"
 
 
-def test_main_calls_type_check_strictly() -> None:
-    out, err, status = api.run(["--strict", "--no-error-summary", str(TYPING)])
+def test_main_calls_type_check_strictly(tmp_path: Path) -> None:
+    # a cache of its own: test workers run mypy at once, and must not share one
+    cache = f"--cache-dir={tmp_path / 'mypy'}"
+    out, err, status = api.run(["--strict", "--no-error-summary", cache, str(TYPING)])
     assert status == 0, out + err
 
 
@@ -23,5 +25,6 @@ def test_a_wrong_call_is_caught(tmp_path: Path) -> None:
         "    await c.speech_to_text_job.get_status('j', timeout='5')\n"
         "    c.transcribe_files([], output_dir='o', max_jobs=2)\n"
     )
-    out, _, status = api.run(["--strict", "--no-error-summary", str(bad)])
+    cache = f"--cache-dir={tmp_path / 'mypy'}"
+    out, _, status = api.run(["--strict", "--no-error-summary", cache, str(bad)])
     assert status == 1 and out.count("error:") == 2, out
