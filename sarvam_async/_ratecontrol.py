@@ -37,8 +37,8 @@ it accepted, and costs nothing while nothing is refused::
   known plan (``rate_limit=``) starts here and is never probed past.
 * **TEST**: after ``RATE_TRIAL_AFTER_CUTS`` cuts with refusals going on, at no more than
   ``RATE_MAX_BACKGROUND`` of answers and some answers accepted (a run of nothing but
-  refusals is neighbours holding the account's bucket, and half of nothing accepted would be
-  a pace of one call a minute held for the whole test), the client paces at
+  refusals is neighbours holding the account's bucket, and a share of nothing accepted would
+  be a pace of one call a minute held for the whole test), the client paces at
   ``RATE_TEST_FACTOR`` of the accepted rate for ``RATE_TEST_SECONDS`` and
   ``RATE_TEST_ANSWERS`` answers. A limit this client caused refuses nothing there, and
   neighbours sharing the account have time to back off; refusals still coming in the second
