@@ -9,12 +9,14 @@ import asyncio
 import json
 import re
 import socket
+import time
 from pathlib import Path
 
 from sarvam_async import AsyncSarvam
 from sarvam_async.testing import Emulator
 
 from .conftest import KEY
+from .hostile import silent_server
 from .test_cli import _api_env, _env, _finish, _one_clear_line, _start, _wavs, cli
 
 # ----------------------------------------------------------------------------- inputs
@@ -180,6 +182,18 @@ async def test_wait_and_download_say_a_job_was_never_started(
         assert f"job {job.job_id} was created but never started (state Accepted)" in line
         assert "transcribe --manifest" in line
     assert len(emulator.calls("status")) == 2  # one look each, no waiting
+
+
+async def test_wait_timeout_bounds_its_first_status_call_too() -> None:
+    async with silent_server() as url:  # accepts, never answers: each call's retries stall
+        env = _env(SARVAM_API_KEY=KEY, SARVAM_BASE_URL=url)
+        began = time.monotonic()
+        run = await cli("wait", "job-1", "--timeout", "1", env=env)
+        took = time.monotonic() - began
+    assert run.code == 1, run.err
+    line = _one_clear_line(run.err)
+    assert "no status of job job-1 within --timeout 1s" in line and "raise --timeout" in line
+    assert took < 10.0  # one 60 s request timeout (the default) would be far past it
 
 
 async def test_library_words_become_the_commands_words(emulator: Emulator) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from .. import AsyncSarvam, JobState, JobStatusResponse, SpeechToTextJobParameters
 from .. import SpeechToTextTranslateJobParameters as TranslateParameters
 from .._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_TIMEOUT
+from .._tasks import within
 from ..errors import (
     BadRequestError,
     ConfigurationError,
@@ -287,22 +289,36 @@ async def status(args: argparse.Namespace, ui: UI) -> int:
 
 async def wait(args: argparse.Namespace, ui: UI) -> int:
     """``sarvam-async wait JOB_ID``: exit 0 only when the job Completed."""
+    # --timeout bounds the whole command: the first status call too, with its retries
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+
+    def ran_out(last: JobStatusResponse) -> CommandError:
+        return CommandError(
+            f"job {args.job_id} is still {last.job_state.value} as its --timeout "
+            f"{args.timeout:g}s ran out; "
+            f"it keeps running: run 'sarvam-async wait {args.job_id}' again later"
+        )
+
     async with make_client(args) as client:
         job = await _job(client, args)
-        if (await job.get_status()).job_state == JobState.ACCEPTED:
+        left = math.inf if deadline is None else deadline - time.monotonic()
+        try:
+            first = await within(job.get_status(), max(left, 0.0))
+        except asyncio.TimeoutError:
+            raise CommandError(
+                f"the API gave no status of job {args.job_id} within --timeout "
+                f"{args.timeout:g}s; check the network (or --base-url), or raise --timeout"
+            ) from None
+        if first.job_state == JobState.ACCEPTED:
             raise never_started(args.job_id)
         with ui.spinner(f"waiting for job {args.job_id}"):
             try:
                 st = await job.wait_until_complete(
-                    poll_interval=args.poll_interval, timeout=args.timeout
+                    poll_interval=args.poll_interval,
+                    timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0),
                 )
             except JobTimeoutError as exc:
-                last = exc.last_status.job_state.value if exc.last_status else "unknown"
-                raise CommandError(
-                    f"job {args.job_id} is still {last} as its --timeout {args.timeout:g}s "
-                    f"ran out; it keeps running: run 'sarvam-async wait {args.job_id}' again "
-                    "later"
-                ) from None
+                raise ran_out(first if exc.last_status is None else exc.last_status) from None
     if args.json:
         print_json(st)
     else:
