@@ -187,7 +187,7 @@ async def test_a_callback_wait_of_a_second_or_less_still_looks_once(
     job = await real_client.speech_to_text_job.create_job(callback=config(server))
     await job.upload_files(wavs(tmp_path, 2))
     await job.start()
-    for _ in range(200):  # the job has ended and called back before anyone waits
+    for _ in range(1000):  # the job has ended and called back before anyone waits
         if emulator.callback_deliveries:
             break
         await asyncio.sleep(0.01)

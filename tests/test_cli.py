@@ -270,7 +270,7 @@ async def test_ctrl_c_stops_cleanly_and_the_manifest_resumes(
     out, manifest = tmp_path / "out", tmp_path / "run.manifest"
     args = ["transcribe", *map(str, paths), "--out", str(out), "--manifest", str(manifest)]
     proc = await _start(*args, "--poll-interval", "0.05", env=_api_env(emulator))
-    for _ in range(200):
+    for _ in range(1500):  # up to 30 s: a loaded machine starts the command slowly
         if emulator.calls("start"):
             break
         await asyncio.sleep(0.02)
