@@ -204,9 +204,9 @@ class BatchJob:
         goes on; others raise. With ``timeout``, the last status call goes a second before
         it (time for an answer; a timeout of a second or less gets one call, at once), then
         JobTimeoutError (with ``last_status``) is raised; the job keeps running:
-        ``get_job(job_id)`` later. Each status call gets only the time
-        left as its retry deadline (which also clips its attempts), so the wait ends by
-        ``timeout``, not one call's retry budget later.
+        ``get_job(job_id)`` later. Each status call gets only the time left as its retry
+        deadline (which also clips its attempts), so the wait ends by ``timeout``, not one
+        call's retry budget later.
         Raises InvalidParameterError, before polling, for a ``poll_interval`` under 0.01 s, a
         ``max_interval`` under 1 s (no busy polling) or a negative ``timeout``.
         """
