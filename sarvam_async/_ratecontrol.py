@@ -8,7 +8,7 @@ it accepted, and costs nothing while nothing is refused::
      doubling per round trip of accepted answers     refusal cuts it; busy calm rounds grow it
        ▲                                                   │ demand never filled the window
        │ refusals still come: background                   │ (quick test), or refusals went
-       └────────────── TEST: 0.8 of the accepted rate ◀────┘ on through three cuts (10 s test)
+       └────────────── TEST: 0.7 of the accepted rate ◀────┘ on through three cuts (10 s test)
                          for a while; refusals still coming are background: restore the
                          pace (or the start), discount their share; none: the cut stands
 
