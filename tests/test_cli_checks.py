@@ -193,7 +193,48 @@ async def test_wait_timeout_bounds_its_first_status_call_too() -> None:
     assert run.code == 1, run.err
     line = _one_clear_line(run.err)
     assert "no status of job job-1 within --timeout 1s" in line and "raise --timeout" in line
-    assert took < 10.0  # one 60 s request timeout (the default) would be far past it
+    assert took < 5.0  # the command's start-up and its 1 s; one 60 s request timeout is far past
+
+
+async def test_wait_timeout_bounds_its_connection_check_too() -> None:
+    # a listener whose queue is full: the kernel drops further connection attempts unanswered,
+    # as a firewall that drops packets does
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = []
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            queued.append(s)
+        try:
+            env = _env(SARVAM_API_KEY=KEY, SARVAM_BASE_URL=f"http://127.0.0.1:{port}")
+            began = time.monotonic()
+            run = await cli("wait", "job-1", "--timeout", "1", env=env)
+            took = time.monotonic() - began
+        finally:
+            for s in queued:
+                s.close()
+    assert run.code == 1, run.err
+    assert "no answer within 1s" in _one_clear_line(run.err)
+    assert took < 4.5  # start-up and its 1 s, not the connection check's own 5 s
+
+
+async def test_wait_for_a_job_already_over_needs_no_more_time(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.job_duration = 0.0
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as client:
+        job = await client.speech_to_text_job.create_job()
+        await job.upload_files(_wavs(tmp_path, "a.wav"))
+        await job.start()
+        await job.wait_until_complete(timeout=30)
+    emulator.latency = 0.5  # the first look takes most of --timeout: none is left to wait
+    run = await cli("wait", job.job_id, "--timeout", "0.8", env=_api_env(emulator))
+    assert run.code == 0, run.err
+    assert len(emulator.calls("status")) == 2  # the library's wait, then the command's look
 
 
 async def test_library_words_become_the_commands_words(emulator: Emulator) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import AsyncSarvam, JobState, JobStatusResponse, SpeechToTextJobParameters
 from .. import SpeechToTextTranslateJobParameters as TranslateParameters
-from .._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_TIMEOUT
+from .._constants import API_KEY_ENV, BASE_URL_ENV, CLI_CONNECT_CHECK_TIMEOUT, DEFAULT_TIMEOUT
 from .._tasks import within
 from ..errors import (
     BadRequestError,
@@ -256,12 +256,17 @@ def never_started(job_id: str) -> CommandError:
     )
 
 
-async def _job(client: AsyncSarvam, args: argparse.Namespace) -> BatchJob:
+async def _job(
+    client: AsyncSarvam,
+    args: argparse.Namespace,
+    connect_timeout: float = CLI_CONNECT_CHECK_TIMEOUT,
+) -> BatchJob:
     """The job named on the command line, in the flow ``--translate`` picks.
 
-    Checks first that something listens at the API's address (no request is made).
+    Checks first, within ``connect_timeout`` seconds, that something listens at the API's
+    address (no request is made).
     """
-    await check_reachable(client.base_url, BASE_URL_HINT)
+    await check_reachable(client.base_url, BASE_URL_HINT, connect_timeout)
     if args.translate:
         return await client.speech_to_text_translate_job.get_job(args.job_id)
     return await client.speech_to_text_job.get_job(args.job_id)
@@ -299,11 +304,13 @@ async def wait(args: argparse.Namespace, ui: UI) -> int:
             f"it keeps running: run 'sarvam-async wait {args.job_id}' again later"
         )
 
+    def left() -> float:
+        return math.inf if deadline is None else max(deadline - time.monotonic(), 0.0)
+
     async with make_client(args) as client:
-        job = await _job(client, args)
-        left = math.inf if deadline is None else deadline - time.monotonic()
+        job = await _job(client, args, min(CLI_CONNECT_CHECK_TIMEOUT, left()))
         try:
-            first = await within(job.get_status(), max(left, 0.0))
+            first = await within(job.get_status(), left())
         except asyncio.TimeoutError:
             raise CommandError(
                 f"the API gave no status of job {args.job_id} within --timeout "
@@ -311,14 +318,17 @@ async def wait(args: argparse.Namespace, ui: UI) -> int:
             ) from None
         if first.job_state == JobState.ACCEPTED:
             raise never_started(args.job_id)
-        with ui.spinner(f"waiting for job {args.job_id}"):
-            try:
-                st = await job.wait_until_complete(
-                    poll_interval=args.poll_interval,
-                    timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0),
-                )
-            except JobTimeoutError as exc:
-                raise ran_out(first if exc.last_status is None else exc.last_status) from None
+        st = first
+        if not first.job_state.is_terminal:  # over already: nothing to wait for
+            with ui.spinner(f"waiting for job {args.job_id}"):
+                try:
+                    st = await job.wait_until_complete(
+                        poll_interval=args.poll_interval,
+                        timeout=None if deadline is None else left(),
+                    )
+                except JobTimeoutError as exc:
+                    last = first if exc.last_status is None else exc.last_status
+                    raise ran_out(last) from None
     if args.json:
         print_json(st)
     else:

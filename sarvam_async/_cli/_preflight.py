@@ -146,23 +146,26 @@ def check_output_folder(folder: Path) -> None:
         raise UsageError(one_line(exc)) from None
 
 
-async def check_reachable(base_url: str, option_hint: str) -> None:
+async def check_reachable(
+    base_url: str, option_hint: str, timeout: float = CLI_CONNECT_CHECK_TIMEOUT
+) -> None:
     """Open and close one TCP connection to ``base_url``'s host; CommandError if none.
 
     A refused connection on a run's first call is almost always a wrong URL, and the
-    client's retry policy would spend minutes on it: this says so within seconds. It sends
-    nothing (no key, no request) and costs no API call.
+    client's retry policy would spend minutes on it: this says so within seconds
+    (``timeout``, for a host that drops the attempt). It sends nothing (no key, no
+    request) and costs no API call.
     """
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     where = f"{parts.scheme}://{host}:{port}"
     try:
-        _, writer = await within(asyncio.open_connection(host, port), CLI_CONNECT_CHECK_TIMEOUT)
+        _, writer = await within(asyncio.open_connection(host, port), timeout)
     except asyncio.TimeoutError:
         raise CommandError(
-            f"cannot reach the API at {where}: no answer within "
-            f"{CLI_CONNECT_CHECK_TIMEOUT:g}s; check {option_hint} and the network"
+            f"cannot reach the API at {where}: no answer within {timeout:.2g}s; check "
+            f"{option_hint} and the network"
         ) from None
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
