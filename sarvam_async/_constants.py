@@ -71,7 +71,7 @@ median of 92.7-92.8 % (worst 80.4 %) to 93.0 % (worst 87.1 %); with 20 % random 
 worst cells from 36.7-54.6 % to 47.3-71.1 %; at 20/min from 56 % to 73 % (medians); four
 processes' medians from 39-41 % to 53 %. The price: eight processes' median 429 share after
 the first burst, 1.3-1.5 % -> 2.3-6.3 %. 0.8 gained a little more in one process and made
-four real processes sharing 600/min take 1.6x as long (72-84 s against 44-46 s)."""
+four real processes sharing 600/min take 1.6-1.9x as long (72-84 s against 44-46 s)."""
 RATE_TEST_SECONDS = 10.0
 """A test lasts this long at the least: long enough for neighbours on the account to back off."""
 RATE_TEST_ANSWERS = 30

@@ -183,7 +183,7 @@ def test_refusals_that_go_on_at_half_the_accepted_rate_become_background() -> No
         ctl.on_answer(t, REFUSED if refused else ACCEPTED, 1.0 if refused else None)
         if ctl.background:
             break
-    # cuts did not stop them; at half the accepted rate they still came: background
+    # cuts did not stop them; under the accepted rate (the test's) they still came: background
     assert ctl.background == pytest.approx(0.15, abs=0.1)
     assert ctl.pace_per_minute is not None and ctl.pace_per_minute > 600
 
