@@ -297,13 +297,6 @@ async def wait(args: argparse.Namespace, ui: UI) -> int:
     # --timeout bounds the whole command: the first status call too, with its retries
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
 
-    def ran_out(last: JobStatusResponse) -> CommandError:
-        return CommandError(
-            f"job {args.job_id} is still {last.job_state.value} as its --timeout "
-            f"{args.timeout:g}s ran out; "
-            f"it keeps running: run 'sarvam-async wait {args.job_id}' again later"
-        )
-
     def left() -> float:
         return math.inf if deadline is None else max(deadline - time.monotonic(), 0.0)
 
@@ -328,7 +321,11 @@ async def wait(args: argparse.Namespace, ui: UI) -> int:
                     )
                 except JobTimeoutError as exc:
                     last = first if exc.last_status is None else exc.last_status
-                    raise ran_out(last) from None
+                    raise CommandError(
+                        f"job {args.job_id} is still {last.job_state.value} as its --timeout "
+                        f"{args.timeout:g}s ran out; it keeps running: run 'sarvam-async wait "
+                        f"{args.job_id}' again later"
+                    ) from None
     if args.json:
         print_json(st)
     else:
