@@ -48,6 +48,12 @@ JOBS = {20.0: 4, 120.0: 16, 600.0: 80, 2400.0: 192}
 """Jobs of 20 files per cell, all processes together: about a minute at 120-2,400/min
 (one job per process at 20/min: 80 s with 4, 160 s with 8), with some 6.5 API calls per job."""
 CALLS_PER_JOB = 6.5
+CALLS_SPAN = 45.0
+"""Seconds a status-storm cell lasts at its plan (``--demand calls``)."""
+MIN_CALLS = 12
+"""Fewest calls per worker in a storm: with fair turns the last of N workers ends N - 1
+slots after the first, (N - 1) / (N x 12) of the run (under 8 %), so the spread shows
+unfair turns rather than the granularity of the work."""
 
 HEADER = (
     "| processes | plan/min | limiter | files | busy s | API calls | limit used | 429 share | "
@@ -60,6 +66,11 @@ def _ideal(jobs: int, plan: float) -> float:
     return jobs * CALLS_PER_JOB / (plan / 60.0)
 
 
+def _storm_calls(workers: int, plan: float, scale: float) -> int:
+    """Status calls per worker so that a storm cell lasts ``CALLS_SPAN`` at ``plan``."""
+    return max(MIN_CALLS, round(plan / 60.0 * CALLS_SPAN * scale / workers))
+
+
 def run(
     workers: int,
     plan: float,
@@ -67,12 +78,15 @@ def run(
     jobs: int,
     args: argparse.Namespace,
     kill_redis_after: float | None = None,
+    calls: int = 0,
 ) -> dict[str, Any]:
-    """One cell; ``kill_redis_after`` seconds after the start, the redis-server is killed."""
-    per = math.ceil(jobs / workers) * MAX_FILES_PER_JOB
+    """One cell; ``kill_redis_after`` seconds after the start, the redis-server is killed;
+    ``calls`` > 0: a status storm of that many calls per worker instead of files."""
+    per = calls or math.ceil(jobs / workers) * MAX_FILES_PER_JOB
     cell = argparse.Namespace(**vars(args))
     cell.rate_limit = plan
-    give_up = 2 * _ideal(jobs, plan) + 60.0
+    ideal = (per * workers + workers) / (plan / 60.0) if calls else _ideal(jobs, plan)
+    give_up = 2 * ideal + 60.0
     with local_redis() as (url, redis):
         killed: list[float] = []
         timer = None
@@ -86,7 +100,9 @@ def run(
             timer = threading.Timer(4.0 + kill_redis_after, kill)
             timer.start()
         if mode == AGAIN:  # an earlier run on the same account teaches the rate
-            run_cell(workers, per * workers, cell, redis_url=url, give_up_after=give_up)
+            run_cell(
+                workers, per * workers, cell, redis_url=url, give_up_after=give_up, calls=calls
+            )
         began = time.time()
         results, total = run_cell(
             workers,
@@ -95,6 +111,7 @@ def run(
             redis_url=None if mode == "uncoordinated" else url,
             plan=plan if mode == "shared, plan" else None,
             give_up_after=give_up,
+            calls=calls,
         )
         if timer is not None:
             timer.cancel()
@@ -106,6 +123,7 @@ def run(
         "plan": plan,
         "mode": mode,
         "files": per * workers,
+        "calls": calls,
         "ok": total["ok"],
         "busy": busy,
         "requests": total["requests"],
@@ -116,8 +134,12 @@ def run(
         "timed_out": any(r["timed_out"] for r in results),
         "once": total["complete"]
         and all(r["duplicates"] == 0 for r in results)
-        and total["jobs"] == total["started"] == sum(r["jobs_needed"] for r in results)
-        and total["inputs"] == per * workers,
+        and (
+            total["jobs"] == workers  # a storm: one job per worker, every call answered
+            if calls
+            else total["jobs"] == total["started"] == sum(r["jobs_needed"] for r in results)
+            and total["inputs"] == per * workers
+        ),
         "jobs": total["jobs"],
         "jobs_needed": sum(r["jobs_needed"] for r in results),
         "killed_at": killed[0] - began - 4.0 if killed else None,
@@ -127,7 +149,9 @@ def run(
 
 def row(r: dict[str, Any]) -> str:
     done = "yes" if r["once"] else "NO"
-    if not r["once"]:
+    if not r["once"] and r["calls"]:
+        done += f" ({r['ok']:,} calls answered)"
+    elif not r["once"]:
         done += f" ({r['ok']:,} files ok, {r['jobs']}/{r['jobs_needed']} jobs"
         done += ", stopped unfinished)" if r["timed_out"] else ")"
     mode = r["mode"]
@@ -150,6 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--mode", choices=(*MODES, AGAIN), action="append", help="limiter (the first three)"
     )
+    ap.add_argument(
+        "--demand",
+        choices=("fanout", "calls"),
+        default="fanout",
+        help="fanout: transcribe_files on shards (default); calls: a status storm per worker "
+        "that always exceeds the plan (the limiter alone sets the pace)",
+    )
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every cell's jobs")
     ap.add_argument("--fallback-only", action="store_true")
     ap.add_argument("--no-fallback", action="store_true")
@@ -158,14 +189,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--poll-interval", type=float, default=1.0)
     args = ap.parse_args(argv)
     args.adaptive = True
-    lines = [HEADER]
-    print(HEADER, flush=True)
+    header = HEADER if args.demand == "fanout" else HEADER.replace("| files |", "| calls |")
+    lines = [header]
+    print(header, flush=True)
     if not args.fallback_only:
         for plan in args.plan or PLANS:
             jobs = max(1, round(JOBS.get(plan, 16) * args.scale))
             for workers in args.workers or WORKERS:
+                calls = 0
+                if args.demand == "calls":
+                    calls = _storm_calls(workers, plan, args.scale)
                 for mode in args.mode or MODES:
-                    line = row(run(workers, plan, mode, max(jobs, workers), args))
+                    line = row(run(workers, plan, mode, max(jobs, workers), args, calls=calls))
                     lines.append(line)
                     print(line, flush=True)
     if not args.no_fallback:
