@@ -53,7 +53,7 @@ class Work:
     redis_url: str | None = None  # share one budget through this Redis (RedisRateLimiter)
     plan: float | None = None  # the shared limiter's rate_limit; None: it learns the rate
     give_up_at: float | None = None  # time.time() after which the worker stops waiting
-    calls: int = 0  # > 0: instead of files, this many status calls on one job, 8 at a time
+    calls: int = 0  # > 0: instead of files, this many status calls on one job (a storm)
 
 
 def _make_inputs(folder: Path, n: int, tag: str) -> list[Path]:
@@ -94,7 +94,12 @@ async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
 
         async def storm() -> None:
             """Demand that always exceeds any plan: the limiter alone sets the pace."""
-            job = await client.speech_to_text_job.create_job()
+            try:
+                job = await client.speech_to_text_job.create_job()
+            except Exception as exc:  # counted like a failed call: the cell shows NO
+                reason = _REQUEST_DETAILS.sub("", str(exc))[:200]
+                errors[f"creating the job: {reason}"] = 1
+                return
             jobs.add(job.job_id)
             left = iter(range(work.calls))
 
@@ -247,7 +252,8 @@ def run_cell(
     for r in results:
         r["files"] = per
         for reason, count in r["errors"].items():
-            print(f"{r['tag']}: {count} file(s) failed: {reason}", file=sys.stderr)
+            what = "call(s)" if calls else "file(s)"
+            print(f"{r['tag']}: {count} {what} failed: {reason}", file=sys.stderr)
     # Overall, counted by the emulator itself.
     total = {
         "ok": sum(r["ok"] for r in results),
