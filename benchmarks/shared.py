@@ -31,7 +31,7 @@ workers always ask for more than the plan and the limiter alone sets the pace, w
 fan-out's last jobs (seconds when the account idles) or its lumps of work (a job's calls).
 The workers together make ``CALLS_SPAN`` seconds of the plan's calls, each at least
 ``MIN_CALLS``; the last column then says whether every call was answered. At 20 requests/min
-"limit used" reads over 98 % (the pace) because the bucket starts full: one call of 48-96.
+"limit used" reads over 98 % (the pace) because the bucket starts full: one call of 52-104.
 """
 
 from __future__ import annotations
