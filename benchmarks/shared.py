@@ -60,9 +60,10 @@ CALLS_PER_JOB = 6.5
 CALLS_SPAN = 45.0
 """Seconds a status-storm cell lasts at its plan (``--demand calls``)."""
 MIN_CALLS = 12
-"""Fewest calls per worker in a storm: with fair turns the last of N workers ends N - 1
-slots after the first, (N - 1) / (N x 12) of the run (under 8 %), so the spread shows
-unfair turns rather than the granularity of the work."""
+"""Fewest status calls per worker in a storm: with fair turns the last of N workers ends
+N - 1 slots after the first, (N - 1) / (N x 13) of the run counting each worker's job
+creation (7 of 104 with 8 workers), so a spread past 10 % shows unfair turns rather than
+the granularity of the work."""
 
 HEADER = (
     "| processes | plan/min | limiter | files | busy s | API calls | limit used | 429 share | "
