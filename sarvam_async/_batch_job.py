@@ -10,7 +10,6 @@ one outcome per input, downloading the successes. Files move through the client'
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._callback_receiver import CallbackConfig
-from ._callback_wait import pause_before_next_look, wait_for_callback
+from ._callback_wait import look_budget, pause_before_next_look, wait_for_callback
 from ._filenames import check_file_names, is_plain_file_name, transcript_path
 from ._preflight import check_output_dir, check_polling, local_paths
 from ._resources import JobLinks
@@ -227,12 +226,9 @@ class BatchJob:
         interval = poll_interval
         last: JobStatusResponse | None = None
         while True:
-            call_retry = None
-            if deadline is not None:  # a poll never outlives the wait: pass what is left down
-                left = max(deadline - clock(), C.MIN_CALL_TIME)
-                call_retry = dataclasses.replace(policy, deadline=left)
             try:
-                last = await self._resource.get_status(self.job_id, retry=call_retry)
+                retry = look_budget(policy, deadline, clock)
+                last = await self._resource.get_status(self.job_id, retry=retry)
             except APIStatusError as exc:
                 if not is_transient(exc):
                     raise

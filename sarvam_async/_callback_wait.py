@@ -20,7 +20,7 @@ from ._retry import RetryPolicy
 from .errors import APIConnectionError, APIStatusError, JobTimeoutError
 from .models import JobStatusResponse
 
-__all__ = ["pause_before_next_look", "timed_out", "wait_for_callback"]
+__all__ = ["look_budget", "pause_before_next_look", "timed_out", "wait_for_callback"]
 
 logger = logging.getLogger("sarvam_async")
 
@@ -39,6 +39,17 @@ def timed_out(
         job_id=job_id,
         last_status=last,
     )
+
+
+def look_budget(
+    policy: RetryPolicy, deadline: float | None, clock: Callable[[], float]
+) -> RetryPolicy | None:
+    """The retry policy of a wait's next status call: ``None`` (the client's own) for a wait
+    without a ``deadline``, else ``policy`` with what is left of it as its retry deadline,
+    so that the call never outlives the wait."""
+    if deadline is None:
+        return None
+    return dataclasses.replace(policy, deadline=max(deadline - clock(), C.MIN_CALL_TIME))
 
 
 def pause_before_next_look(
@@ -95,12 +106,8 @@ async def wait_for_callback(
         while True:
             if check:
                 looked = True
-                call_retry = None
-                if deadline is not None:  # a check never outlives the wait
-                    left = max(deadline - clock(), C.MIN_CALL_TIME)
-                    call_retry = dataclasses.replace(policy, deadline=left)
                 try:
-                    last = await status(call_retry)
+                    last = await status(look_budget(policy, deadline, clock))
                 except (APIStatusError, APIConnectionError) as exc:
                     if not transient(exc):
                         raise
