@@ -80,6 +80,7 @@ async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
     if work.redis_url is not None:
         shared = RedisRateLimiter(work.redis_url, rate_limit=work.plan)
     t0 = time.perf_counter()
+    started_at = time.time()
     async with contextlib.AsyncExitStack() as stack:
         if shared is not None:
             await stack.enter_async_context(shared)
@@ -143,6 +144,7 @@ async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
         except asyncio.TimeoutError:
             timed_out = True
         wall = time.perf_counter() - t0
+        ended_at = time.time()
         stats = client.stats
     on_disk = sorted(p.name for p in out.glob("*.json"))
     if work.calls:  # nothing to put on disk: every call answered is the whole job
@@ -150,6 +152,8 @@ async def _transcribe(work: Work, root: Path) -> dict[str, Any]:
     return {
         "tag": work.tag,
         "wall": wall,
+        "started_at": started_at,
+        "ended_at": ended_at,
         "ok": len(ok),
         "failed": len(failed),
         "duplicates": len(ok) - len(set(ok)),
