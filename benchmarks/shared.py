@@ -20,8 +20,8 @@ once, in three modes:
 Reported per cell: "limit used", accepted API calls (counted by the emulator) over the plan
 times the busy period (the first worker's start to the last worker's end); the share of
 calls answered 429; the spread of the workers' finish times counted from that one start,
-(max - min) / max; and whether every file is on
-disk once, in as many jobs as its shard needs (each job created and started once). Shards
+(max - min) / max; and whether every file is on disk once, in as many jobs as its shard
+needs (each job created and started once). Shards
 are sized per plan so that a cell lasts about a minute (low plans: fewer files, a few
 minutes); a cell that runs past twice its ideal length plus a minute is stopped and shown
 unfinished.
@@ -63,9 +63,11 @@ CALLS_SPAN = 45.0
 MIN_CALLS = 12
 """Fewest status calls per worker in a storm: with fair turns the last of N workers ends
 N - 1 slots after the first, (N - 1) / (N x 13) of the run counting each worker's job
-creation (7 of 104 with 8 workers). A worker that starts asking a call's latency before the
-rest takes one round more before they join, so the spread can reach 2N - 1 slots (15 of 104)
-with turns that stay fair; ``--scale 2`` makes that under 10 %."""
+creation (7 of 104 with 8 workers). A worker whose first status call reaches the limiter
+before the others have created their jobs stays one call ahead of them with turns that stay
+fair, and each of the others may then have two calls left when it ends: 2N - 2 slots (14 of
+104). Kept at 12 so that a cell at 20/min lasts minutes, not ten; ``--scale 2`` puts 8
+workers under 10 % even then."""
 
 HEADER = (
     "| processes | plan/min | limiter | files | busy s | API calls | limit used | 429 share | "
@@ -116,7 +118,6 @@ def run(
             run_cell(
                 workers, per * workers, cell, redis_url=url, give_up_after=give_up, calls=calls
             )
-        began = time.time()
         results, total = run_cell(
             workers,
             per * workers,
@@ -159,8 +160,7 @@ def run(
         ),
         "jobs": total["jobs"],
         "jobs_needed": sum(r["jobs_needed"] for r in results),
-        "killed_at": killed[0] - began - 4.0 if killed else None,
-        "walls": walls,
+        "killed_at": killed[0] - began_at if killed else None,
     }
 
 
