@@ -21,10 +21,9 @@ Reported per cell: "limit used", accepted API calls (counted by the emulator) ov
 times the busy period (the first worker's start to the last worker's end); the share of
 calls answered 429; the spread of the workers' finish times counted from that one start,
 (max - min) / max; and whether every file is on disk once, in as many jobs as its shard
-needs (each job created and started once). Shards
-are sized per plan so that a cell lasts about a minute (low plans: fewer files, a few
-minutes); a cell that runs past twice its ideal length plus a minute is stopped and shown
-unfinished.
+needs (each job created and started once). Shards are sized per plan so that a cell lasts
+about a minute (low plans: fewer files, a few minutes); a cell that runs past twice its
+ideal length plus a minute is stopped and shown unfinished.
 
 ``--demand calls`` replaces the shards by a status storm: each worker creates one job and
 asks for its status again as soon as it is answered (one call in flight), so together the
@@ -66,8 +65,8 @@ N - 1 slots after the first, (N - 1) / (N x 13) of the run counting each worker'
 creation (7 of 104 with 8 workers). A worker whose first status call reaches the limiter
 before the others have created their jobs stays one call ahead of them with turns that stay
 fair, and each of the others may then have two calls left when it ends: 2N - 2 slots (14 of
-104). Kept at 12 so that a cell at 20/min lasts minutes, not ten; ``--scale 2`` puts 8
-workers under 10 % even then."""
+104). Kept at 12: at 18, which would keep that under 10 %, 8 workers at 20/min would take 8
+minutes instead of 5; ``--scale 2`` (25 calls each) runs that check."""
 
 HEADER = (
     "| processes | plan/min | limiter | files | busy s | API calls | limit used | 429 share | "
