@@ -123,8 +123,8 @@ in it (calls granted less refusals, per second), as BBR paces at the delivery ra
 what the bucket refills, so it refills and the next refusals come from a probe."""
 SHARED_DEEPEST_CUT = 0.25
 """One round's cut never takes the rate below this share of it: a round of mostly stale
-refusals (sent before the pace came down) cannot stop the account. The start's first cut is
-not bounded: doubling can overshoot a low plan many times over, and the rounds it is measured
+refusals (sent before the pace came down) cannot stop the account. The start's first cut has
+no floor: doubling can overshoot a low plan many times over, and the rounds it is measured
 over (the refused one and the calm one before it) say where the plan is."""
 SHARED_BUSY_SHARE = 0.75
 """A round grows the learned rate only if calls waited for their slots and it granted this

@@ -36,8 +36,10 @@ refusals (not settling)     the accepted rate (granted less refused, per second)
                             ``SHARED_LEARNED_HEADROOM``; after the start's first cut,
                             never below a quarter of itself. The start's first cut
                             counts this round and the last calm one before it in
-                            which calls waited:
-                            the bucket's credit let that one double past the limit
+                            which calls waited (the bucket's credit let that one
+                            double past the limit), and never lands above that
+                            calm round's pace: the credit can make both read more
+                            than the limit
 no refusal, busy            doubles until the first refusal; then +10 % a round back to
                             ``ceil``, +1 % a round past it. Busy: calls waited for their
                             slots, and the round granted ``SHARED_BUSY_SHARE`` of what
@@ -124,9 +126,11 @@ if plan <= 0 then
     end
     if rx > 0 and settle == 0 and ct > 0 then
       -- the start's overshoot can be many times the limit: its first cut is not bounded
-      local floor = 0
-      if ceil then floor = rate * tonumber(ARGV[8]) end
-      ceil = math.max(cn, 0) / ct
+      -- below, but never lands above the pace before its last doubling, the last that drew
+      -- no refusal (the bucket's credit can make the rounds read more than the limit)
+      local floor, top = 0, rate / 2
+      if ceil then floor, top = rate * tonumber(ARGV[8]), rate end
+      ceil = math.min(math.max(cn, 0) / ct, top)
       rate = math.max(floor, tonumber(ARGV[13]), math.min(rate, ceil * tonumber(ARGV[9])))
       settle, cn, ct = 1, 0, 0
     else
