@@ -55,7 +55,8 @@ async def test_retry_after_is_waited_exactly_by_the_refused_call(emulator: Emula
         await _status_calls(c, 1)
         assert c.stats.retries == 1 and c.stats.throttled == 1
     first, second = (r.time for r in emulator.calls("status"))
-    assert 0.29 <= second - first < 0.45  # the hint, not a pace the cut would have set
+    # the hint, not a pace the cut would have set (a second, before); slack for a busy machine
+    assert 0.29 <= second - first < 0.6
 
 
 async def test_a_paced_client_holds_every_call_for_the_hint(emulator: Emulator) -> None:
@@ -94,7 +95,7 @@ async def test_a_wait_past_the_retry_deadline_fails_at_once(emulator: Emulator) 
         with pytest.raises(errors.APITimeoutError) as info:
             await c.speech_to_text_job.get_status("j")
         assert info.value.attempts == 1
-        assert loop.time() - start < 1.0  # not the 5 s, let alone the 60 s pace
+        assert loop.time() - start < 2.5  # not the 5 s, let alone the 60 s pace
     assert len(emulator.calls("status")) == 1
 
 

@@ -260,13 +260,14 @@ async def _job(
     client: AsyncSarvam,
     args: argparse.Namespace,
     connect_timeout: float = CLI_CONNECT_CHECK_TIMEOUT,
+    bound_by: str | None = None,
 ) -> BatchJob:
     """The job named on the command line, in the flow ``--translate`` picks.
 
-    Checks first, within ``connect_timeout`` seconds, that something listens at the API's
-    address (no request is made).
+    Checks first, within ``connect_timeout`` seconds (cut short by the option ``bound_by``
+    names, if any), that something listens at the API's address (no request is made).
     """
-    await check_reachable(client.base_url, BASE_URL_HINT, connect_timeout)
+    await check_reachable(client.base_url, BASE_URL_HINT, connect_timeout, bound_by)
     if args.translate:
         return await client.speech_to_text_translate_job.get_job(args.job_id)
     return await client.speech_to_text_job.get_job(args.job_id)
@@ -301,7 +302,10 @@ async def wait(args: argparse.Namespace, ui: UI) -> int:
         return math.inf if deadline is None else max(deadline - time.monotonic(), 0.0)
 
     async with make_client(args) as client:
-        job = await _job(client, args, min(CLI_CONNECT_CHECK_TIMEOUT, left()))
+        check = min(CLI_CONNECT_CHECK_TIMEOUT, left())
+        # the check's time is what --timeout left of itself: name the option, not the rest
+        cut = None if check == CLI_CONNECT_CHECK_TIMEOUT else f"--timeout {args.timeout:g}s"
+        job = await _job(client, args, check, cut)
         try:
             first = await within(job.get_status(), left())
         except asyncio.TimeoutError:

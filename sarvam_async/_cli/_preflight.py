@@ -147,13 +147,17 @@ def check_output_folder(folder: Path) -> None:
 
 
 async def check_reachable(
-    base_url: str, option_hint: str, timeout: float = CLI_CONNECT_CHECK_TIMEOUT
+    base_url: str,
+    option_hint: str,
+    timeout: float = CLI_CONNECT_CHECK_TIMEOUT,
+    bound_by: str | None = None,
 ) -> None:
     """Open and close one TCP connection to ``base_url``'s host; CommandError if none.
 
     A refused connection on a run's first call is almost always a wrong URL, and the
     client's retry policy would spend minutes on it: this says so within seconds
-    (``timeout``, for a host that drops the attempt). It sends nothing (no key, no
+    (``timeout``, for a host that drops the attempt). ``bound_by`` names the option that
+    cut ``timeout`` short (``--timeout 1s``), for the message. It sends nothing (no key, no
     request) and costs no API call.
     """
     parts = urlsplit(base_url)
@@ -164,7 +168,8 @@ async def check_reachable(
         _, writer = await within(asyncio.open_connection(host, port), timeout)
     except asyncio.TimeoutError:
         raise CommandError(
-            f"cannot reach the API at {where}: no answer within {timeout:.2g}s; check "
+            f"cannot reach the API at {where}: no answer within "
+            f"{bound_by or format(timeout, '.2g') + 's'}; check "
             f"{option_hint} and the network"
         ) from None
     except OSError as exc:
