@@ -100,6 +100,7 @@ class FanOut:
         self._outcomes: asyncio.Queue[FileOutcome | None] = asyncio.Queue()  # None: re-check
         self._outstanding = 0  # jobs queued or in progress
         self._fatal: list[BaseException] = []
+        self._stopping = False  # the run is over: workers take no more jobs
         self._critical: set[asyncio.Future[Any]] = set()
         self._duplicates: dict[Path, tuple[Path, ...]] = {}
         self._accepted = False  # has the API accepted one job of this run yet?
@@ -134,6 +135,7 @@ class FanOut:
                 if item is not None:
                     yield self._with_duplicates(item)
         finally:
+            self._stopping = True  # a worker whose cancellation was lost ends all the same
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -174,7 +176,7 @@ class FanOut:
         self._work.put_nowait(work)
 
     async def _worker(self) -> None:
-        while True:
+        while not self._stopping:
             work = await self._work.get()
             await self._go(work)
 

@@ -146,7 +146,8 @@ class Manifest:
         """Append one entry and fsync it before returning.
 
         Raises ManifestError, and again on every later call once a write has failed. A
-        cancelled call returns (CancelledError) only once its write has ended.
+        cancelled call raises CancelledError (never the write's error) once its write has
+        ended.
         """
         line = encoder.encode(entry) + b"\n"
         async with self._lock:
@@ -156,11 +157,11 @@ class Manifest:
             cancelled = await _wait_through_cancel(write)
             error = write.exception()
             if isinstance(error, ManifestError):
-                self._failure = error
+                self._failure = error  # raised by every later call
+            if cancelled:  # re-raised once the write has ended, whatever its fate:
+                raise asyncio.CancelledError  # a caller told to stop must stop
             if error is not None:
                 raise error
-            if cancelled:  # re-raised once the entry is whole on disk
-                raise asyncio.CancelledError
 
     def _append(self, line: bytes) -> None:
         try:

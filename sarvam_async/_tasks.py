@@ -3,7 +3,10 @@
 ``gather_or_cancel``: run awaitables together; on the first failure, cancel the rest and
 wait for them. ``asyncio.gather`` leaves the others running when one raises: downloads whose
 journal had failed went on writing after the caller had moved on. ``asyncio.TaskGroup`` does
-this from Python 3.11; the package still supports 3.10.
+this from Python 3.11; the package still supports 3.10. It also never trades the caller's
+cancellation for a child's error: a gather cancelled in the loop iteration in which one child
+failed raises that error instead (its cancel() still found a child to cancel), and a fan-out
+worker that took it for a job's failure went back to its empty queue and hung the run.
 
 ``within``: ``asyncio.wait_for`` without its race. Before Python 3.12, a ``wait_for`` that is
 cancelled just as what it waits for completes returns the result and drops the
@@ -15,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 __all__ = ["gather_or_cancel", "within"]
 
@@ -24,15 +27,44 @@ T = TypeVar("T")
 
 
 async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
-    """The results of ``aws`` in order; the first error is raised once all have ended."""
+    """The results of ``aws`` in order; the first error is raised once all have ended.
+
+    A cancellation of the caller cancels them all and raises CancelledError once they have
+    ended, whatever they raised meanwhile.
+    """
     tasks = [asyncio.ensure_future(a) for a in aws]
+    if not tasks:
+        return []
     try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:  # the caller was cancelled
+        await _cancel_all(tasks)
         raise
+    failed = next(
+        (t for t in tasks if t.done() and (t.cancelled() or t.exception() is not None)), None
+    )
+    if failed is None:
+        return [task.result() for task in tasks]
+    if await _cancel_all(tasks):
+        raise asyncio.CancelledError
+    return [failed.result()]  # raises its error
+
+
+async def _cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> bool:
+    """Cancel ``tasks`` and wait until every one has ended; True if the caller was cancelled
+    meanwhile (the caller then raises CancelledError itself)."""
+    for task in tasks:
+        task.cancel()
+    cancelled = False
+    while not all(task.done() for task in tasks):
+        try:
+            await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            cancelled = True
+    for task in tasks:  # retrieved: nothing is logged as "never retrieved"
+        if not task.cancelled():
+            task.exception()
+    return cancelled
 
 
 async def within(aw: Awaitable[T], timeout: float) -> T:

@@ -96,3 +96,30 @@ async def test_a_cancelled_record_holds_the_journal_until_its_write_has_ended(
     await second
     journal.close()
     assert Manifest(path).load().started == {"j1", "j2"}  # whole entries, one after the other
+
+
+async def test_a_cancelled_record_whose_write_fails_still_raises_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a caller told to stop must stop: the write's error, raised instead, read as a failed
+    # job to a fan-out worker, which went back to its queue and held the run open
+    path = tmp_path / "run.jsonl"
+    journal = Manifest(path)
+    await journal.record(JOB)
+    entered, release = threading.Event(), threading.Event()
+
+    def full(fd: int, data: bytes | memoryview) -> int:  # a slow disk that fills up
+        entered.set()
+        release.wait(10)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full)
+    first = asyncio.ensure_future(journal.record(StartedEntry("j1")))
+    await asyncio.to_thread(entered.wait, 10)
+    first.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(errors.ManifestError, match="free space"):  # the failure is kept
+        await journal.record(StartedEntry("j2"))
+    journal.close()
