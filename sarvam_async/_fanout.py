@@ -135,7 +135,7 @@ class FanOut:
                 if item is not None:
                     yield self._with_duplicates(item)
         finally:
-            self._stopping = True  # a worker whose cancellation was lost ends all the same
+            self._stopping = True  # one whose cancellation was lost takes no job after this
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)

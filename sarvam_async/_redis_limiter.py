@@ -37,9 +37,10 @@ refusals (not settling)     the accepted rate (granted less refused, per second)
                             never below a quarter of itself. The start's first cut
                             counts this round and the last calm one before it in
                             which calls waited (the bucket's credit let that one
-                            double past the limit), and never lands above that
-                            calm round's pace: the credit can make both read more
-                            than the limit
+                            double past the limit), and never lands above half the
+                            refused round's pace, the pace before the doubling: the
+                            credit can make both read more than the limit. A later
+                            cut's ``ceil`` is never above the pace it cuts
 no refusal, busy            doubles until the first refusal; then +10 % a round back to
                             ``ceil``, +1 % a round past it. Busy: calls waited for their
                             slots, and the round granted ``SHARED_BUSY_SHARE`` of what
@@ -126,8 +127,8 @@ if plan <= 0 then
     end
     if rx > 0 and settle == 0 and ct > 0 then
       -- the start's overshoot can be many times the limit: its first cut is not bounded
-      -- below, but never lands above the pace before its last doubling, the last that drew
-      -- no refusal (the bucket's credit can make the rounds read more than the limit)
+      -- below, but never lands above half the refused pace, the one before its doubling
+      -- (the bucket's credit can make the rounds read more than the limit)
       local floor, top = 0, rate / 2
       if ceil then floor, top = rate * tonumber(ARGV[8]), rate end
       ceil = math.min(math.max(cn, 0) / ct, top)

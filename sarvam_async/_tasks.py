@@ -35,19 +35,26 @@ async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
     tasks = [asyncio.ensure_future(a) for a in aws]
     if not tasks:
         return []
+    failures: list[asyncio.Future[T]] = []  # in the order they ended
+
+    def note(task: asyncio.Future[T]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            failures.append(task)
+
+    for task in tasks:
+        task.add_done_callback(note)
+    pending: set[asyncio.Future[T]] = set(tasks)
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        while pending and not failures:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:  # the caller was cancelled
         await _cancel_all(tasks)
         raise
-    failed = next(
-        (t for t in tasks if t.done() and (t.cancelled() or t.exception() is not None)), None
-    )
-    if failed is None:
+    if not failures:
         return [task.result() for task in tasks]
     if await _cancel_all(tasks):
         raise asyncio.CancelledError
-    return [failed.result()]  # raises its error
+    return [failures[0].result()]  # raises the first error (a cancelled child: CancelledError)
 
 
 async def _cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> bool:

@@ -260,7 +260,7 @@ async def _job(
     client: AsyncSarvam,
     args: argparse.Namespace,
     connect_timeout: float = CLI_CONNECT_CHECK_TIMEOUT,
-    bound_by: str | None = None,
+    bound_by: tuple[str, float] | None = None,
 ) -> BatchJob:
     """The job named on the command line, in the flow ``--translate`` picks.
 
@@ -304,7 +304,7 @@ async def wait(args: argparse.Namespace, ui: UI) -> int:
     async with make_client(args) as client:
         check = min(CLI_CONNECT_CHECK_TIMEOUT, left())
         # the check's time is what --timeout left of itself: name the option, not the rest
-        cut = None if check == CLI_CONNECT_CHECK_TIMEOUT else f"--timeout {args.timeout:g}s"
+        cut = None if check == CLI_CONNECT_CHECK_TIMEOUT else ("--timeout", args.timeout)
         job = await _job(client, args, check, cut)
         try:
             first = await within(job.get_status(), left())

@@ -150,15 +150,15 @@ async def check_reachable(
     base_url: str,
     option_hint: str,
     timeout: float = CLI_CONNECT_CHECK_TIMEOUT,
-    bound_by: str | None = None,
+    bound_by: tuple[str, float] | None = None,
 ) -> None:
     """Open and close one TCP connection to ``base_url``'s host; CommandError if none.
 
     A refused connection on a run's first call is almost always a wrong URL, and the
     client's retry policy would spend minutes on it: this says so within seconds
-    (``timeout``, for a host that drops the attempt). ``bound_by`` names the option that
-    cut ``timeout`` short (``--timeout 1s``), for the message. It sends nothing (no key, no
-    request) and costs no API call.
+    (``timeout``, for a host that drops the attempt). ``bound_by`` is the option that cut
+    ``timeout`` short and its value, ``("--timeout", 1.0)``, for the message. It sends
+    nothing (no key, no request) and costs no API call.
     """
     parts = urlsplit(base_url)
     host = parts.hostname or ""
@@ -167,10 +167,13 @@ async def check_reachable(
     try:
         _, writer = await within(asyncio.open_connection(host, port), timeout)
     except asyncio.TimeoutError:
+        if bound_by is None:
+            within_, remedy = f"{timeout:.2g}s", ""
+        else:
+            within_, remedy = f"{bound_by[0]} {bound_by[1]:g}s", f", or raise {bound_by[0]}"
         raise CommandError(
-            f"cannot reach the API at {where}: no answer within "
-            f"{bound_by or format(timeout, '.2g') + 's'}; check "
-            f"{option_hint} and the network"
+            f"cannot reach the API at {where}: no answer within {within_}; check "
+            f"{option_hint} and the network{remedy}"
         ) from None
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
