@@ -59,6 +59,24 @@ async def _job(client: AsyncSarvam) -> str:
     return (await client.speech_to_text_job.initialise(job_parameters=PARAMS)).job_id
 
 
+async def _rates_until_the_first_cut(client: AsyncSarvam) -> list[float]:
+    """The learned rates one client saw, 16 callers polling, until one came lower (or 15 s)."""
+    job = await _job(client)
+    rates: list[float] = []
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 15.0
+
+    async def poll() -> None:
+        while loop.time() < end and not (len(rates) > 1 and rates[-1] < rates[-2]):
+            await client.speech_to_text_job.get_status(job)
+            rate = client.stats.rate_per_minute
+            if rate is not None and (not rates or rate != rates[-1]):
+                rates.append(rate)
+
+    await asyncio.gather(*(poll() for _ in range(16)))
+    return rates
+
+
 async def test_two_clients_share_one_budget(
     redis_server: RedisServer, emu: Emulator, store: Redis
 ) -> None:
@@ -154,27 +172,15 @@ async def test_the_first_cut_never_lands_above_the_last_calm_pace(
     # The start runs calm at 960/min on a 900/min plan (its bucket holds a second's credit)
     # and 1,920/min draws the first refusals, with holds of a few milliseconds: over those
     # two rounds the account "accepted" about 1,300/min, and the cut went to 97 % of that,
-    # 1,250/min. It lands at most at the last pace that drew no refusal; the next refusals
-    # take it the rest of the way.
+    # 1,250/min. It lands at most at half the refused pace, the last that drew no refusal;
+    # the next refusals take it the rest of the way.
     plan = 900.0
     async with (
         Emulator(api_key=KEY, rate_limit=plan, retry_after_ms=True) as emu,
         RedisRateLimiter(redis_server.url) as limiter,
         AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as client,
     ):
-        job = await _job(client)
-        rates: list[float] = []
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 15.0
-
-        async def poll() -> None:
-            while loop.time() < end and not (len(rates) > 1 and rates[-1] < rates[-2]):
-                await client.speech_to_text_job.get_status(job)
-                rate = client.stats.rate_per_minute
-                if rate is not None and (not rates or rate != rates[-1]):
-                    rates.append(rate)
-
-        await asyncio.gather(*(poll() for _ in range(16)))
+        rates = await _rates_until_the_first_cut(client)
     cut = next((i for i in range(1, len(rates)) if rates[i] < rates[i - 1]), None)
     assert cut is not None and emu.stats.rate_limited > 0, rates
     assert rates[cut] <= rates[cut - 1] / 2 * 1.001, rates
@@ -187,19 +193,7 @@ async def test_the_start_lands_at_the_plan_it_overshot(redis_server: RedisServer
         RedisRateLimiter(redis_server.url) as limiter,
         AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as client,
     ):
-        job = await _job(client)
-        rates: list[float] = []
-        loop = asyncio.get_running_loop()
-        end = loop.time() + 15.0
-
-        async def poll() -> None:
-            while loop.time() < end and not (len(rates) > 1 and rates[-1] < rates[-2]):
-                await client.speech_to_text_job.get_status(job)
-                rate = client.stats.rate_per_minute
-                if rate is not None and (not rates or rate != rates[-1]):
-                    rates.append(rate)
-
-        await asyncio.gather(*(poll() for _ in range(16)))
+        rates = await _rates_until_the_first_cut(client)
     cut = next((i for i in range(1, len(rates)) if rates[i] < rates[i - 1]), None)
     assert cut is not None, rates  # the start met the limit and cut
     assert rates[cut - 1] > plan
