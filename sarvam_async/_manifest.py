@@ -33,6 +33,7 @@ import msgspec
 
 from ._filenames import unique_names
 from ._results import FileOutcome, read_result
+from ._tasks import wait_through_cancel
 from ._transport import encoder
 from .errors import FileFailedError, ManifestError
 from .models import MAX_FILES_PER_JOB
@@ -154,7 +155,9 @@ class Manifest:
             if self._failure is not None:
                 raise self._failure
             write = asyncio.ensure_future(asyncio.to_thread(self._append, line))
-            cancelled = await _wait_through_cancel(write)
+            # the thread cannot be stopped: letting the caller go (and the lock with it)
+            # would let the next entry, or close(), race a write still under way
+            cancelled = await wait_through_cancel(write)
             error = write.exception()
             if isinstance(error, ManifestError):
                 self._failure = error  # raised by every later call
@@ -192,21 +195,6 @@ class Manifest:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-async def _wait_through_cancel(write: asyncio.Future[None]) -> bool:
-    """Wait for a write running in a thread to end; True if a cancellation came meanwhile.
-
-    The thread cannot be stopped: letting the caller go (and the lock with it) would let the
-    next entry, or ``close()``, race a write still under way.
-    """
-    cancelled = False
-    while not write.done():
-        try:
-            await asyncio.wait([write])
-        except asyncio.CancelledError:
-            cancelled = True
-    return cancelled
 
 
 @dataclass

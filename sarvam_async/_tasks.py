@@ -8,6 +8,9 @@ cancellation for a child's error: a gather cancelled in the loop iteration in wh
 failed raises that error instead (its cancel() still found a child to cancel), and a fan-out
 worker that took it for a job's failure went back to its empty queue and hung the run.
 
+``wait_through_cancel``: wait for work that must not be abandoned (a journal write in a
+thread, children being cancelled), and report a cancellation that came meanwhile.
+
 ``within``: ``asyncio.wait_for`` without its race. Before Python 3.12, a ``wait_for`` that is
 cancelled just as what it waits for completes returns the result and drops the
 cancellation: a cancelled call then went on, and a loop around it never ended.
@@ -21,7 +24,7 @@ import math
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["gather_or_cancel", "within"]
+__all__ = ["gather_or_cancel", "wait_through_cancel", "within"]
 
 T = TypeVar("T")
 
@@ -62,15 +65,23 @@ async def _cancel_all(tasks: Sequence[asyncio.Future[Any]]) -> bool:
     meanwhile (the caller then raises CancelledError itself)."""
     for task in tasks:
         task.cancel()
-    cancelled = False
-    while not all(task.done() for task in tasks):
-        try:
-            await asyncio.wait(tasks)
-        except asyncio.CancelledError:
-            cancelled = True
+    cancelled = await wait_through_cancel(*tasks)
     for task in tasks:  # retrieved: nothing is logged as "never retrieved"
         if not task.cancelled():
             task.exception()
+    return cancelled
+
+
+async def wait_through_cancel(*futures: asyncio.Future[Any]) -> bool:
+    """Wait until every one of ``futures`` has ended, even if the caller is cancelled
+    meanwhile; True if it was (the caller then raises CancelledError itself, once what it
+    must not abandon is over)."""
+    cancelled = False
+    while not all(future.done() for future in futures):
+        try:
+            await asyncio.wait(futures)
+        except asyncio.CancelledError:
+            cancelled = True
     return cancelled
 
 

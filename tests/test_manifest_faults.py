@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,33 @@ from sarvam_async import errors
 from sarvam_async._manifest import JobEntry, Manifest, StartedEntry
 
 JOB = JobEntry("j1", "stt", {"a.wav": "/in/a.wav"})
+
+
+async def _journal_with_a_job(tmp_path: Path) -> tuple[Path, Manifest]:
+    path = tmp_path / "run.jsonl"
+    journal = Manifest(path)
+    await journal.record(JOB)
+    return path, journal
+
+
+def _held_disk(
+    monkeypatch: pytest.MonkeyPatch, then: Callable[[int, bytes | memoryview], int] | None
+) -> tuple[threading.Event, threading.Event]:
+    """Make ``os.write`` block until released, then write with ``then`` (None: disk full).
+
+    Returns (entered: a write is blocked, release: let it go on).
+    """
+    entered, release = threading.Event(), threading.Event()
+
+    def held(fd: int, data: bytes | memoryview) -> int:
+        entered.set()
+        release.wait(10)
+        if then is None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return then(fd, data)
+
+    monkeypatch.setattr(os, "write", held)
+    return entered, release
 
 
 async def test_a_last_line_without_its_newline_is_repaired_on_open(tmp_path: Path) -> None:
@@ -30,9 +58,7 @@ async def test_a_last_line_without_its_newline_is_repaired_on_open(tmp_path: Pat
 async def test_a_failed_write_is_undone_and_the_journal_refuses_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "run.jsonl"
-    journal = Manifest(path)
-    await journal.record(JOB)
+    path, journal = await _journal_with_a_job(tmp_path)
     real_write = os.write
 
     def torn(fd: int, data: bytes | memoryview) -> int:
@@ -70,18 +96,9 @@ async def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.Mo
 async def test_a_cancelled_record_holds_the_journal_until_its_write_has_ended(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "run.jsonl"
-    journal = Manifest(path)
-    await journal.record(JOB)
+    path, journal = await _journal_with_a_job(tmp_path)
     real_write = os.write
-    entered, release = threading.Event(), threading.Event()
-
-    def slow(fd: int, data: bytes | memoryview) -> int:  # a disk that takes its time
-        entered.set()
-        release.wait(10)
-        return real_write(fd, data)
-
-    monkeypatch.setattr(os, "write", slow)
+    entered, release = _held_disk(monkeypatch, real_write)  # a disk that takes its time
     first = asyncio.ensure_future(journal.record(StartedEntry("j1")))
     await asyncio.to_thread(entered.wait, 10)
     first.cancel()
@@ -103,17 +120,8 @@ async def test_a_cancelled_record_whose_write_fails_still_raises_cancelled(
 ) -> None:
     # a caller told to stop must stop: the write's error, raised instead, read as a failed
     # job to a fan-out worker, which went back to its queue and held the run open
-    path = tmp_path / "run.jsonl"
-    journal = Manifest(path)
-    await journal.record(JOB)
-    entered, release = threading.Event(), threading.Event()
-
-    def full(fd: int, data: bytes | memoryview) -> int:  # a slow disk that fills up
-        entered.set()
-        release.wait(10)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(os, "write", full)
+    _, journal = await _journal_with_a_job(tmp_path)
+    entered, release = _held_disk(monkeypatch, None)  # a slow disk that fills up
     first = asyncio.ensure_future(journal.record(StartedEntry("j1")))
     await asyncio.to_thread(entered.wait, 10)
     first.cancel()
