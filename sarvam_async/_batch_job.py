@@ -207,7 +207,7 @@ class BatchJob:
         deadline (which also clips its attempts), so the wait ends by ``timeout``, not one
         call's retry budget later.
         Raises InvalidParameterError, before polling, for a ``poll_interval`` under 0.01 s, a
-        ``max_interval`` under 1 s (no busy polling) or a negative ``timeout``.
+        ``max_interval`` under 1 s (no busy polling) or a ``timeout`` not over 0.
         """
         check_polling(poll_interval, max_interval, timeout)
         policy = self._retry

@@ -322,9 +322,9 @@ class AsyncSarvam:
 
         Raises InvalidParameterError before anything is sent for: ``paths`` that is one path
         or holds a non-path or a missing file; bad ``job_parameters``; an ``output_dir`` that
-        cannot be created or written; ``poll_interval`` under 0.01 s or a negative
-        ``job_timeout``; an input whose transcript could not be saved under its name (a
-        colon, a device name, over 235 bytes).
+        cannot be created or written; ``poll_interval`` under 0.01 s or a ``job_timeout``
+        not over 0; an input whose transcript could not be saved under its name (a colon, a
+        device name, over 235 bytes).
 
         With ``callback`` (a :class:`CallbackConfig` whose receiver this process serves),
         jobs are created to call back and waited on by callback instead of polling: about

@@ -172,7 +172,7 @@ two downloads of one output never share a file, short enough to leave the name r
 POLL_INTERVAL = 5.0
 """First pause between status polls; the official SDK's value and the docs' advice."""
 MIN_CALL_TIME = 0.001
-"""Retry deadline of a wait's status call when the wait's whole ``timeout`` is (nearly) zero:
+"""Retry deadline of a wait's status call when the time left of a wait is (nearly) none:
 a policy's deadline must be positive."""
 WAIT_LAST_LOOK = 1.0
 """A bounded wait's last status call goes this long before its timeout: time for an answer

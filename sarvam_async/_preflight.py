@@ -9,8 +9,8 @@ lost. Each check raises InvalidParameterError naming the argument and what to do
   (``a.wav``, ``dir/../a.wav``, a symlink to it);
 - :func:`check_output_dir`: a folder that exists or can be made, and can be written in;
 - :func:`check_output_names`: every input's transcript can be saved under its name;
-- :func:`check_polling`: no busy polling (``_constants.MIN_POLL_INTERVAL``), no negative
-  or NaN time limit.
+- :func:`check_polling`: no busy polling (``_constants.MIN_POLL_INTERVAL``), no zero,
+  negative or NaN time limit.
 
 The job parameters are checked by building the flow's parameter Struct
 (``_JobResource.parameters``), the same step that builds every request's body.
@@ -163,16 +163,26 @@ def check_polling(
     *,
     timeout_field: str = "timeout",
 ) -> None:
-    """Refuse a busy poll (below the floors in ``_constants``) and a bad time limit."""
+    """Refuse a busy poll (below the floors in ``_constants``) and a bad time limit.
+
+    A time limit of zero is refused too: a wait looks at the job over the network, and no
+    answer comes in no time (``get_status()`` looks once, on the client's own timeout).
+    """
     _at_least("poll_interval", poll_interval, C.MIN_POLL_INTERVAL)
     if max_interval is not None:
         _at_least("max_interval", max_interval, C.MIN_POLL_MAX_INTERVAL)
     if timeout is not None:
-        _at_least(timeout_field, timeout, 0.0)
+        _at_least(timeout_field, timeout, 0.0, strictly=True)
 
 
-def _at_least(field: str, value: object, floor: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= floor:
+def _at_least(field: str, value: object, floor: float, *, strictly: bool = False) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not value >= floor
+        or (strictly and not value > floor)
+    ):
+        bound = "more than" if strictly else "at least"
         raise InvalidParameterError(
-            field, f"must be a number of seconds, at least {floor:g}; got {value!r}"
+            field, f"must be a number of seconds, {bound} {floor:g}; got {value!r}"
         )

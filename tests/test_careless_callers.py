@@ -118,6 +118,7 @@ async def test_an_output_dir_that_cannot_hold_files_fails_before_any_request(
         ({"poll_interval": "5"}, "poll_interval"),
         ({"job_timeout": -1.0}, "job_timeout"),
         ({"job_timeout": math.nan}, "job_timeout"),
+        ({"job_timeout": 0}, "job_timeout"),
         ({"max_concurrent_jobs": 0}, "max_concurrent_jobs"),
         ({"max_concurrent_jobs": 2.5}, "max_concurrent_jobs"),
     ],
@@ -131,13 +132,20 @@ async def test_busy_polling_and_bad_limits_are_refused(
 
 
 @pytest.mark.parametrize(
-    "kw", [{"poll_interval": 0}, {"max_interval": 0.001}, {"timeout": -1.0}, {"timeout": math.nan}]
+    ("kw", "bound"),
+    [
+        ({"poll_interval": 0}, "at least"),
+        ({"max_interval": 0.001}, "at least"),
+        ({"timeout": -1.0}, "more than 0"),
+        ({"timeout": math.nan}, "more than 0"),
+        ({"timeout": 0}, "more than 0"),  # no answer comes in no time
+    ],
 )
 async def test_waiting_refuses_busy_polling(
-    client: AsyncSarvam, emulator: Emulator, kw: dict[str, Any]
+    client: AsyncSarvam, emulator: Emulator, kw: dict[str, Any], bound: str
 ) -> None:
     job = await client.speech_to_text_job.get_job("job-1")
-    with pytest.raises(errors.InvalidParameterError, match="at least"):
+    with pytest.raises(errors.InvalidParameterError, match=bound):
         await job.wait_until_complete(**kw)
     assert emulator.requests == []
 
