@@ -52,7 +52,8 @@ class AsyncSarvam:
     (requests per minute) starts the adaptive limiter at your plan's rate;
     ``adaptive_rate=False`` turns pacing off and keeps only the bound on calls in flight.
     ``rate_limiter`` (a :class:`RedisRateLimiter`) paces every process of the account from
-    one shared budget; the adaptive limiter then paces only while it is unreachable.
+    one shared budget; the adaptive limiter then paces only while it is unreachable, at the
+    shared limiter's ``rate_limit`` when the client has none of its own.
     ``download_lag_timeout`` is how long download-files' "not in COMPLETED state" right
     after a job finished is waited out (0: not at all).
 

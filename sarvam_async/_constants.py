@@ -99,7 +99,8 @@ still goes away."""
 SHARED_REDIS_TIMEOUT = 0.25
 """Longest wait for one Redis round trip (a healthy one takes well under a millisecond on a
 LAN); past it Redis counts as down and the process paces itself, so a slow store costs at
-most this much, once, per outage."""
+most this much, once, per outage. A call whose own deadline is shorter gives up on Redis at
+its deadline, and takes its process off the shared budget only if it waited this long."""
 SHARED_REJOIN_INTERVAL = 5.0
 """Seconds between attempts to reach Redis again while it is down: a restarted server is
 re-joined within seconds, and a dead one costs one failed round trip per interval."""

@@ -52,8 +52,11 @@ round                       says nothing about the limit either
 =========================== ============================================================
 
 If Redis fails or takes longer than ``timeout``, the process leaves: one WARNING, the
-client's own controller paces it, and every ``rejoin_interval`` one call tries Redis again.
-A call never waits on Redis past its own deadline, and nothing the store does raises.
+client's own controller paces it (at the plan, when one is given), and every
+``rejoin_interval`` one call tries Redis again. A call never waits on Redis past its own
+deadline, and nothing the store does raises; a call whose deadline runs out first leaves
+only if it gave Redis ``SHARED_REDIS_TIMEOUT``, more than any healthy store needs, so a
+call short of time never takes its process off the shared budget.
 """
 
 from __future__ import annotations
@@ -285,6 +288,7 @@ class RedisRateLimiter:
         self._turns = _Turns()
         self._key = None if account is None else account_key(account)
         self._named = account is not None
+        self._rate_limit = rate_limit
         self._plan = 0.0 if rate_limit is None else rate_limit / 60.0 * C.SHARED_PLAN_HEADROOM
         self._ttl = key_ttl
         self._timeout = timeout
@@ -330,6 +334,11 @@ class RedisRateLimiter:
         return None if self._rate is None else self._rate * 60.0
 
     @property
+    def rate_limit(self) -> float | None:
+        """The plan given (requests per minute): the client's own pace while Redis is down."""
+        return self._rate_limit
+
+    @property
     def hold_seconds(self) -> float:
         """How long a shared ``Retry-After`` still holds this process's calls."""
         return max(0.0, self._hold_until - self._clock())
@@ -368,6 +377,10 @@ class RedisRateLimiter:
             if not granted:
                 raise Overdue(self._clock() - started)
             if wait > 0:
+                # the slot is counted from Redis's clock during the round trip: one that
+                # comes due past the deadline once the answer is here is given up
+                if wait > timeout - (self._clock() - started):
+                    raise Overdue(self._clock() - started)
                 await asyncio.sleep(wait)
         finally:
             turns.leave()
@@ -431,8 +444,9 @@ class RedisRateLimiter:
                 budget,
             )
         except asyncio.TimeoutError as exc:
-            self._leave(exc)  # slower than this call could afford: pace locally for now
-            if budget < self._timeout:  # the call's own deadline came first
+            if budget >= min(self._timeout, C.SHARED_REDIS_TIMEOUT):
+                self._leave(exc)  # no healthy Redis takes this long: pace locally for now
+            if budget < self._timeout:  # the call's own deadline came first: it is over
                 raise Overdue(left) from None
             return None
         except Exception as exc:  # any failure of the store: never the caller's problem

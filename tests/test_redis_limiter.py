@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -335,9 +336,9 @@ async def test_fallback_when_redis_dies_and_rejoin_after(
         assert c.stats.phase == "shared"
 
         redis_server.kill()
-        for _ in range(3):  # every call succeeds; the process paces itself
+        for _ in range(3):  # every call succeeds; the process paces itself, at the plan
             await asyncio.gather(*(c.speech_to_text_job.get_status(job) for _ in range(5)))
-            assert c.stats.phase == "start"
+            assert c.stats.phase == "paced" and c.stats.rate_per_minute == 6000
             await asyncio.sleep(0.06)  # past the rejoin interval: each round tries Redis
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "Redis failed (ConnectionError)" in warnings[0].message
@@ -361,18 +362,66 @@ async def test_a_frozen_redis_costs_at_most_its_timeout(
         redis_server.pause()
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await asyncio.gather(*(c.speech_to_text_job.get_status(job) for _ in range(5)))
-        assert loop.time() - started < 3.0  # one Redis timeout, not one per call
-        assert c.stats.phase == "start"
-        # a call's own deadline is shorter than the limiter's timeout: it is never exceeded
+        await asyncio.gather(*(c.speech_to_text_job.get_status(job) for _ in range(20)))
+        # one Redis timeout (0.3 s), not one per call (6 s)
+        assert loop.time() - started < 3.0
+        assert c.stats.phase == "paced"
+        # the limiter would wait 30 s; the call's deadline (its attempt's 2 s) comes first,
+        # and a wait that long means Redis is down: the retry goes, paced locally
         slow = RedisRateLimiter(redis_server.url, rate_limit=6000, timeout=30.0)
         async with slow, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=slow) as d:
             started = loop.time()
-            await d.speech_to_text_job.get_status(job, timeout=0.3)  # retried, paced locally
-            assert loop.time() - started < 10.0
-            assert d.stats.phase == "start"
+            await d.speech_to_text_job.get_status(job, timeout=2.0)
+            assert loop.time() - started < 6.0
+            assert d.stats.phase == "paced"
         redis_server.resume()
     assert "Redis failed (TimeoutError)" in caplog.text
+
+
+async def test_a_call_short_of_time_leaves_its_process_on_the_shared_budget(
+    redis_server: RedisServer, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RedisRateLimiter(redis_server.url, rate_limit=6000)  # waits 0.25 s for Redis
+    async with limiter, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
+        job = await _job(c)
+        redis_server.pause()  # slower than the call can afford, not down
+        try:
+            with pytest.raises(APITimeoutError) as info:
+                await c.speech_to_text_job.get_status(job, retry=RetryPolicy(deadline=0.05))
+        finally:
+            redis_server.resume()
+        assert info.value.request_sent is False
+        assert c.stats.phase == "shared" and limiter.joined
+        await c.speech_to_text_job.get_status(job)
+        assert c.stats.phase == "shared"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(emu.calls("status")) == 1
+
+
+async def test_a_slot_due_past_the_deadline_once_redis_answers_is_given_up(
+    redis_server: RedisServer, emu: Emulator
+) -> None:
+    skew = [0.0]  # the limiter's clock: real time, plus answers slow on their way back
+
+    class SlowAnswers(Redis):
+        async def evalsha(self, *args: Any, **kwargs: Any) -> Any:
+            answer = await super().evalsha(*args, **kwargs)
+            skew[0] += 0.3
+            return answer
+
+    redis = SlowAnswers.from_url(redis_server.url)
+    limiter = RedisRateLimiter(redis, rate_limit=60, clock=lambda: time.monotonic() + skew[0])
+    try:
+        async with limiter, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
+            job = await _job(c)  # takes the slot; the next is a second away
+            # Redis grants the slot within the 1.2 s it is told of; the answer comes 0.3 s
+            # later, and the slot then falls due 0.1 s past the deadline
+            with pytest.raises(APITimeoutError) as info:
+                await c.speech_to_text_job.get_status(job, retry=RetryPolicy(deadline=1.2))
+            assert info.value.request_sent is False
+    finally:
+        await redis.aclose()
+    assert emu.calls("status") == []
 
 
 async def test_a_call_is_never_queued_past_its_deadline(
