@@ -1,9 +1,9 @@
 """The many-host route, at a small size: examples/ray_corpus.py on a local Ray cluster.
 
 Three shards on one emulator with an account-wide limit and one Redis; the first attempt of
-shard 0 kills its own worker after creating a job, Ray runs the shard again, and it resumes
-from its manifest. Skips without the ``examples`` extra, unless SARVAM_ASYNC_REQUIRE_EXTRAS
-is set (CI sets it).
+shard 0 kills its own worker after creating its job, that of shard 1 after starting it (before
+the start reached its manifest); Ray runs each again, and it resumes from its manifest. Skips
+without the ``examples`` extra, unless SARVAM_ASYNC_REQUIRE_EXTRAS is set (CI sets it).
 """
 
 from __future__ import annotations
@@ -41,16 +41,21 @@ async def test_a_corpus_over_ray_survives_a_lost_worker(
     out = tmp_path / "out"
     async with Emulator(api_key=KEY, rate_limit=600, job_duration=0.2) as emu:
         env = {**os.environ, "SARVAM_API_KEY": KEY, "SARVAM_BASE_URL": emu.url}
-        env["POLL_INTERVAL"] = "0.1"
+        env.update(SARVAM_REDIS_URL=redis_server.url, POLL_INTERVAL="0.1")
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(EXAMPLE), str(corpus), "--out", str(out), "--shards", "3",
-            "--redis", redis_server.url, "--rate-limit", "600", "--crash-shard", "0",
+            "--rate-limit", "600", "--crash-shard", "0", "--crash-shard", "1:job_started",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         stdout, stderr = await proc.communicate()
         assert proc.returncode == 0, stderr.decode()[-3000:]
         assert "3 shards: 9 files transcribed, 0 failed" in stdout.decode()
-        assert (out / ".manifests" / "shard-0.crashed").exists()  # the worker did die
+        for shard in (0, 1):  # the workers did die
+            assert (out / ".manifests" / f"shard-{shard}.crashed").exists()
+        # one job per shard: the jobs the lost workers created were found again, not made
+        # again, and each was started once
+        assert len(emu.calls("initiate")) == 3
+        assert len(emu.calls("start")) == 3
         started = {unquote(c.path.split("/")[-2]) for c in emu.calls("start")}
         uploaded: dict[str, set[str]] = {}
         for call in emu.calls("upload-files"):
