@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import ipaddress
 import os
@@ -20,6 +19,7 @@ from ._limiter import ClientStats, Limiter, SharedLimiter
 from ._resources import SpeechToTextJobResource, SpeechToTextTranslateJobResource
 from ._retry import RetryPolicy
 from ._storage import StorageAccess, TransferLimits
+from ._tasks import close_at_loop_end
 from ._transport import Transport
 from .errors import ClientClosedError, ConfigurationError, EventLoopError
 
@@ -216,7 +216,8 @@ class AsyncSarvam:
                 connector=connector, trust_env=self._trust_env
             )
             if self._owns_session:
-                self._keeper = _closer(session)
+                # closed when asyncio.run ends, if the caller never closes the client
+                self._keeper = close_at_loop_end(session.close)
         elif session.closed:
             raise ClientClosedError(
                 "the aiohttp session passed as session= is closed; keep it open while the "
@@ -364,24 +365,3 @@ def _is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _closer(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
-    """An async generator, started on the running loop, that closes ``session`` when the
-    loop shuts its generators down (``asyncio.run`` does, before closing the loop).
-
-    A client used under ``asyncio.run`` without ``async with`` so leaves no open socket
-    behind; the generator is advanced to its ``yield`` here, which registers it.
-    """
-
-    async def keep() -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            if not session.closed:
-                await session.close()
-
-    gen = keep()
-    with contextlib.suppress(StopIteration):  # raised once it is suspended at its yield
-        gen.__anext__().send(None)
-    return gen

@@ -68,13 +68,13 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._limiter import Overdue
 from ._ratecontrol import Signal
-from ._tasks import within
+from ._tasks import close_at_loop_end, within
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -299,6 +299,7 @@ class RedisRateLimiter:
         self._hold_until = -math.inf
         self._rate: float | None = self._plan or None
         self._reporting: asyncio.Task[None] | None = None
+        self._keeper: AsyncGenerator[None, None] | None = None
         self._refused = 0  # refusals heard and not yet sent to Redis
         self._refused_hint = 0.0
 
@@ -414,9 +415,12 @@ class RedisRateLimiter:
             self._loop = loop
             self._turns = _Turns()
             if self._url is not None:
-                self._redis = self._redis_class.from_url(
+                redis = self._redis = self._redis_class.from_url(
                     self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
                 )
+                # closed when its loop ends (asyncio.run), if aclose() never comes: a limiter
+                # used under several asyncio.run calls leaves no connection behind
+                self._keeper = close_at_loop_end(redis.aclose)
         return self._turns
 
     async def _ask(self, left: float) -> list[Any] | None:

@@ -11,6 +11,9 @@ worker that took it for a job's failure went back to its empty queue and hung th
 ``wait_through_cancel``: wait for work that must not be abandoned (a journal write in a
 thread, children being cancelled), and report a cancellation that came meanwhile.
 
+``close_at_loop_end``: close a connection owned by the library when its loop shuts down, so
+one used under ``asyncio.run`` without ``async with`` leaves no socket open behind it.
+
 ``within``: ``asyncio.wait_for`` without its race. Before Python 3.12, a ``wait_for`` that is
 cancelled just as what it waits for completes returns the result and drops the
 cancellation: a cancelled call then went on, and a loop around it never ended.
@@ -21,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["gather_or_cancel", "wait_through_cancel", "within"]
+__all__ = ["close_at_loop_end", "gather_or_cancel", "wait_through_cancel", "within"]
 
 T = TypeVar("T")
 
@@ -101,3 +104,24 @@ async def within(aw: Awaitable[T], timeout: float) -> T:
             await task
         raise asyncio.TimeoutError
     return task.result()
+
+
+def close_at_loop_end(close: Callable[[], Awaitable[object]]) -> AsyncGenerator[None, None]:
+    """An async generator, started on the running loop, that awaits ``close()`` when the loop
+    shuts its generators down (``asyncio.run`` does, before closing the loop).
+
+    The caller keeps a reference to it for as long as the connection lives; ``close`` must
+    be safe to call on what is already closed. Advancing the generator to its ``yield`` here
+    registers it with the loop.
+    """
+
+    async def keep() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await close()
+
+    gen = keep()
+    with contextlib.suppress(StopIteration):  # raised once it is suspended at its yield
+        gen.__anext__().send(None)
+    return gen

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from sarvam_async.testing import Emulator
 
 from .conftest import KEY
 from .redis_server import RedisServer
+from .test_event_loops import emulator_thread
 
 PARAMS = SpeechToTextJobParameters(language_code="hi-IN")
 
@@ -436,6 +439,30 @@ async def test_a_call_is_never_queued_past_its_deadline(
         assert info.value.request_sent is False
         assert c.stats.in_flight == 0 and c.stats.phase == "shared"
     assert emu.calls("status") == []
+
+
+def test_a_limiter_built_from_a_url_leaves_no_connection_behind_asyncio_run(
+    redis_server: RedisServer,
+) -> None:
+    limiter = RedisRateLimiter(redis_server.url, rate_limit=6000)  # never closed by the caller
+
+    async def one_run() -> str:
+        async with AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
+            await c.speech_to_text_job.get_status(await _job(c))
+            return c.stats.phase
+
+    async def connected() -> int:  # clients of the server other than this one
+        async with Redis.from_url(redis_server.url) as r:
+            return len(await r.client_list()) - 1
+
+    with emulator_thread() as (emu, _), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):  # each run's loop ends with the limiter's connection to Redis open
+            assert asyncio.run(one_run()) == "shared"
+        gc.collect()
+        assert asyncio.run(connected()) == 0
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
 
 
 async def test_keys_expire(redis_server: RedisServer, emu: Emulator, store: Redis) -> None:
