@@ -14,8 +14,7 @@ gate binds to no event loop.
 A :class:`SharedLimiter` (``AsyncSarvam(rate_limiter=...)``) paces the calls of many
 processes from one budget. While it is ``joined``, the gate keeps only the bound on calls in
 flight and asks it for each call's turn; the local controller still hears every answer, and
-paces again whenever the shared limiter has left (its store is down), from the shared
-limiter's plan when it has one and the client none of its own.
+paces again whenever the shared limiter has left (its store is down).
 """
 
 from __future__ import annotations
@@ -46,7 +45,9 @@ class SharedLimiter(Protocol):
     """A rate budget shared with other processes: the gate's one seam to it.
 
     ``turn`` never raises for a failure of the shared store: it leaves (``joined`` turns
-    False, the local controller paces) and lets the call go.
+    False, the local controller paces) and lets the call go. An implementation may also
+    have ``rate_limit``, the account's plan in requests per minute (or None): the client
+    then paces itself no faster while the shared budget is out of reach.
     """
 
     def attach(self, api_key: str) -> None:
@@ -70,12 +71,6 @@ class SharedLimiter(Protocol):
     @property
     def pace_per_minute(self) -> float | None:
         """The shared pace, as last seen (None: not known yet)."""
-        ...
-
-    @property
-    def rate_limit(self) -> float | None:
-        """The account's plan in requests per minute, if given: the local controller's pace
-        while the shared budget is out of reach."""
         ...
 
     @property
@@ -136,10 +131,6 @@ class Limiter:
         shared: SharedLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if rate_limit is None and shared is not None:
-            # the fallback never bursts past a known plan (an implementation written before
-            # the seam had ``rate_limit`` has none)
-            rate_limit = getattr(shared, "rate_limit", None)
         self.control = RateController(rate_limit=rate_limit, clock=clock) if adaptive else None
         self.shared = shared
         self._max = max_in_flight

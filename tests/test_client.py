@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import aiohttp
 import pytest
@@ -24,6 +25,16 @@ def test_built_outside_a_loop_and_env_fallbacks(monkeypatch: pytest.MonkeyPatch)
     assert AsyncSarvam().base_url == "https://api.sarvam.ai"
 
 
+class _SharedWithPlan:
+    """Enough of a shared limiter for the client's checks: a plan, of any type."""
+
+    def __init__(self, rate_limit: object) -> None:
+        self.rate_limit = rate_limit
+
+    def attach(self, api_key: str) -> None:
+        pass
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -32,6 +43,11 @@ def test_built_outside_a_loop_and_env_fallbacks(monkeypatch: pytest.MonkeyPatch)
         {"timeout": 0},
         {"max_connections": 0},
         {"rate_limit": -5},
+        {"rate_limit": math.nan},
+        {"rate_limit": math.inf},
+        {"rate_limit": True},
+        {"rate_limiter": _SharedWithPlan(0)},  # the plan the client falls back to
+        {"rate_limiter": _SharedWithPlan("600")},
     ],
 )
 def test_bad_options_are_configuration_errors(kwargs: dict[str, object]) -> None:
