@@ -99,8 +99,13 @@ still goes away."""
 SHARED_REDIS_TIMEOUT = 0.25
 """Longest wait for one Redis round trip (a healthy one takes well under a millisecond on a
 LAN); past it Redis counts as down and the process paces itself, so a slow store costs at
-most this much, once, per outage. A call whose own deadline is shorter gives up on Redis at
-its deadline, and takes its process off the shared budget only if it waited this long."""
+most this much, once, per outage."""
+SHARED_REDIS_DOWN_AFTER = 1.0
+"""A call whose own deadline ends its wait for Redis before ``timeout`` does takes its
+process off the shared budget only if it waited at least this long (or ``timeout``, if
+shorter): a call short of time says nothing of a healthy store, but with a long ``timeout``
+a frozen one must not fail every call whose deadline is shorter. A second is four default
+timeouts, and more than any store an API client should wait on."""
 SHARED_REJOIN_INTERVAL = 5.0
 """Seconds between attempts to reach Redis again while it is down: a restarted server is
 re-joined within seconds, and a dead one costs one failed round trip per interval."""

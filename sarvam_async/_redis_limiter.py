@@ -54,9 +54,10 @@ round                       says nothing about the limit either
 If Redis fails or takes longer than ``timeout``, the process leaves: one WARNING, the
 client's own controller paces it (at the plan, when one is given), and every
 ``rejoin_interval`` one call tries Redis again. A call never waits on Redis past its own
-deadline, and nothing the store does raises; a call whose deadline runs out first leaves
-only if it gave Redis ``SHARED_REDIS_TIMEOUT``, more than any healthy store needs, so a
-call short of time never takes its process off the shared budget.
+deadline, and nothing the store does raises: a call whose deadline runs out while it waits
+for Redis is over its deadline (``Overdue``), and takes its process off the shared budget
+only if it waited ``timeout`` or ``SHARED_REDIS_DOWN_AFTER``, whichever is shorter, so a
+call short of time never does.
 """
 
 from __future__ import annotations
@@ -348,8 +349,9 @@ class RedisRateLimiter:
         """Wait for this call's slot in the account's budget (see the module docstring).
 
         One call of this process asks at a time, those with ``ahead`` (work already begun)
-        first. Raises Overdue when the slot would come after ``timeout`` seconds; never
-        raises for Redis: the process leaves and the call goes.
+        first. Raises Overdue when the slot would come after ``timeout`` seconds, or Redis
+        has not answered by then; otherwise never raises for Redis: on a failure the
+        process leaves and the call goes.
         """
         started = self._clock()
         turns = self._bind()
@@ -448,7 +450,7 @@ class RedisRateLimiter:
                 budget,
             )
         except asyncio.TimeoutError as exc:
-            if budget >= min(self._timeout, C.SHARED_REDIS_TIMEOUT):
+            if budget >= min(self._timeout, C.SHARED_REDIS_DOWN_AFTER):
                 self._leave(exc)  # no healthy Redis takes this long: pace locally for now
             if budget < self._timeout:  # the call's own deadline came first: it is over
                 raise Overdue(left) from None

@@ -404,23 +404,24 @@ async def test_a_call_short_of_time_leaves_its_process_on_the_shared_budget(
 async def test_a_slot_due_past_the_deadline_once_redis_answers_is_given_up(
     redis_server: RedisServer, emu: Emulator
 ) -> None:
-    skew = [0.0]  # the limiter's clock: real time, plus answers slow on their way back
-
-    class SlowAnswers(Redis):
+    class SlowAnswers(Redis):  # answers that take 0.3 s on their way back
         async def evalsha(self, *args: Any, **kwargs: Any) -> Any:
             answer = await super().evalsha(*args, **kwargs)
-            skew[0] += 0.3
+            await asyncio.sleep(0.3)
             return answer
 
     redis = SlowAnswers.from_url(redis_server.url)
-    limiter = RedisRateLimiter(redis, rate_limit=60, clock=lambda: time.monotonic() + skew[0])
+    limiter = RedisRateLimiter(redis, rate_limit=60, timeout=1.0)
     try:
         async with limiter, AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
             job = await _job(c)  # takes the slot; the next is a second away
-            # Redis grants the slot within the 1.2 s it is told of; the answer comes 0.3 s
-            # later, and the slot then falls due 0.1 s past the deadline
+            # Redis grants it within the 1.2 s it is told of; the answer comes 0.3 s later,
+            # when the slot falls due 0.1 s past the deadline
+            loop = asyncio.get_running_loop()
+            started = loop.time()
             with pytest.raises(APITimeoutError) as info:
                 await c.speech_to_text_job.get_status(job, retry=RetryPolicy(deadline=1.2))
+            assert loop.time() - started < 1.0  # given up as soon as the answer came
             assert info.value.request_sent is False
     finally:
         await redis.aclose()
@@ -447,7 +448,7 @@ def test_a_limiter_built_from_a_url_leaves_no_connection_behind_asyncio_run(
     limiter = RedisRateLimiter(redis_server.url, rate_limit=6000)  # never closed by the caller
 
     async def one_run() -> str:
-        async with AsyncSarvam(api_key=KEY, base_url=emu.url, rate_limiter=limiter) as c:
+        async with AsyncSarvam(api_key=KEY, base_url=server.url, rate_limiter=limiter) as c:
             await c.speech_to_text_job.get_status(await _job(c))
             return c.stats.phase
 
@@ -455,7 +456,7 @@ def test_a_limiter_built_from_a_url_leaves_no_connection_behind_asyncio_run(
         async with Redis.from_url(redis_server.url) as r:
             return len(await r.client_list()) - 1
 
-    with emulator_thread() as (emu, _), warnings.catch_warnings(record=True) as caught:
+    with emulator_thread() as (server, _), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):  # each run's loop ends with the limiter's connection to Redis open
             assert asyncio.run(one_run()) == "shared"
