@@ -290,20 +290,13 @@ class Transport:
         final = per_attempt is None or deadline - clock() <= per_attempt
         if per_attempt is not None:
             deadline = min(deadline, clock() + per_attempt)
+        asked = clock()
         try:
             ticket = await limiter.acquire(
-                timeout=deadline - clock(), retry=retry, ahead=endpoint.finishing
+                timeout=deadline - asked, retry=retry, ahead=endpoint.finishing
             )
         except Overdue as exc:
-            # past the retry deadline no retry can help; past one attempt's timeout it may
-            raise (DeadlineReached if final else APITimeoutError)(
-                f"the call's time ran out after {exc.waited:.1f}s waiting for the client's "
-                "rate limiter (client.stats shows the pace); raise timeout= or the retry "
-                "policy's deadline, or send fewer calls at once",
-                request_sent=False,
-                method=endpoint.method,
-                path=endpoint.path,
-            ) from None
+            raise _out_of_time(endpoint, final, exc.waited) from None
         failure: APIConnectionError | None = None
         truncated = False
         signal = Signal.NO_SIGNAL
@@ -311,8 +304,8 @@ class Transport:
         retry_after: float | None = None
         try:
             left = deadline - clock()
-            if left <= 0:
-                raise asyncio.TimeoutError
+            if left <= 0:  # the gate let it go just too late: nothing is sent
+                raise Overdue(clock() - asked)
             async with self._session().request(
                 endpoint.method,
                 url,
@@ -340,6 +333,8 @@ class Transport:
                     retry_after = err.retry_after
                     signal = signal_of(err)
                     raise err
+        except Overdue as exc:
+            failure = _out_of_time(endpoint, final, exc.waited)
         except aiohttp.ConnectionTimeoutError:
             failure = APITimeoutError(
                 "timed out connecting to the API; check the network or raise timeout=",
@@ -405,3 +400,18 @@ class Transport:
                 method=endpoint.method,
                 path=endpoint.path,
             ) from None
+
+
+def _out_of_time(endpoint: Endpoint[Any], final: bool, waited: float) -> APITimeoutError:
+    """The error of a call whose time ran out before it was sent (nothing reached the API).
+
+    Past the retry deadline (``final``) no retry can help; past one attempt's timeout it may.
+    """
+    return (DeadlineReached if final else APITimeoutError)(
+        f"the call's time ran out after {waited:.1f}s waiting for the client's rate limiter "
+        "(client.stats shows the pace); raise timeout= or the retry policy's deadline, or "
+        "send fewer calls at once",
+        request_sent=False,
+        method=endpoint.method,
+        path=endpoint.path,
+    )

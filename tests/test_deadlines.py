@@ -48,3 +48,37 @@ async def test_a_retry_deadline_clips_the_attempt_timeout() -> None:
             with pytest.raises(errors.APITimeoutError):
                 await c.speech_to_text_job.get_status("j")
             assert time.monotonic() - began < 0.9
+
+
+class _LateTurns:
+    """A shared limiter whose turns end just past the time they were given (a late timer)."""
+
+    joined = True
+    pace_per_minute = None
+    hold_seconds = 0.0
+
+    def __init__(self, time: FakeTime) -> None:
+        self.time = time
+
+    def attach(self, api_key: str) -> None:
+        pass
+
+    async def turn(self, timeout: float, ahead: bool = False) -> None:
+        self.time.now += timeout + 0.01
+
+    def on_answer(self, signal: object, retry_after: float | None) -> None:
+        pass
+
+
+async def test_a_call_let_go_past_its_deadline_is_not_sent(
+    emulator: Emulator, fake_time: FakeTime
+) -> None:
+    policy = RetryPolicy(deadline=1.0, sleep=fake_time.sleep, clock=fake_time.clock)
+    late = _LateTurns(fake_time)
+    url = emulator.url
+    async with AsyncSarvam(api_key=KEY, base_url=url, retry=policy, rate_limiter=late) as c:
+        with pytest.raises(errors.APITimeoutError) as info:
+            await c.speech_to_text_job.get_status("job-1")
+    # nothing went: a start or an initiate may be sent again
+    assert info.value.request_sent is False
+    assert emulator.calls("status") == []
