@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import ipaddress
-import math
 import os
 import ssl as _ssl
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _constants as C
-from ._limiter import ClientStats, Limiter, SharedLimiter
+from ._limiter import ClientStats, Limiter, SharedLimiter, check_plan
 from ._resources import SpeechToTextJobResource, SpeechToTextTranslateJobResource
 from ._retry import RetryPolicy
 from ._storage import StorageAccess, TransferLimits
@@ -125,11 +124,13 @@ class AsyncSarvam:
             raise ConfigurationError("max_response_bytes must be at least 1")
         if max_connections < 1 or max_transfers < 1:
             raise ConfigurationError("max_connections and max_transfers must be at least 1")
-        rate_limit = _plan(rate_limit, "rate_limit")
+        rate_limit = check_plan(rate_limit, "rate_limit")
         if rate_limit is None and rate_limiter is not None:
             # while the shared budget is out of reach the client paces itself, never past a
             # plan the shared limiter was given (an optional member of the seam)
-            rate_limit = _plan(getattr(rate_limiter, "rate_limit", None), "rate_limiter.rate_limit")
+            rate_limit = check_plan(
+                getattr(rate_limiter, "rate_limit", None), "rate_limiter.rate_limit"
+            )
         if timeout is not None and timeout <= 0:
             raise ConfigurationError("timeout must be positive seconds, or None for no limit")
         if not download_lag_timeout >= 0:  # also rejects NaN
@@ -357,15 +358,6 @@ class AsyncSarvam:
             job_timeout=job_timeout,
             callback=callback,
         ).run()
-
-
-def _plan(value: object, name: str) -> float | None:
-    """A plan in requests per minute: None, or a positive finite number; else ConfigurationError."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigurationError(f"{name} is requests per minute and must be positive")
-    return float(value)
 
 
 def _is_loopback(host: str | None) -> bool:

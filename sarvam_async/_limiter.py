@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ._ratecontrol import Phase, RateController, Signal, Ticket
-from .errors import ClientClosedError
+from .errors import ClientClosedError, ConfigurationError
 
-__all__ = ["ClientStats", "Limiter", "Overdue", "SharedLimiter"]
+__all__ = ["ClientStats", "Limiter", "Overdue", "SharedLimiter", "check_plan"]
 
 
 class Overdue(Exception):
@@ -39,6 +39,16 @@ class Overdue(Exception):
     def __init__(self, waited: float) -> None:
         super().__init__(f"waited {waited:.3f}s")
         self.waited = waited
+
+
+def check_plan(value: object, name: str) -> float | None:
+    """A plan in requests per minute: None, or a positive finite number; else
+    ConfigurationError naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigurationError(f"{name} is requests per minute and must be positive")
+    return float(value)
 
 
 class SharedLimiter(Protocol):

@@ -73,7 +73,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
-from ._limiter import Overdue
+from ._limiter import Overdue, check_plan
 from ._ratecontrol import Signal
 from ._tasks import close_at_loop_end, within
 from .errors import ConfigurationError
@@ -274,8 +274,7 @@ class RedisRateLimiter:
             raise ConfigurationError(
                 "RedisRateLimiter needs the redis client: pip install 'sarvam-async[redis]'"
             ) from None
-        if rate_limit is not None and not rate_limit > 0:
-            raise ConfigurationError("rate_limit is requests per minute and must be positive")
+        rate_limit = check_plan(rate_limit, "rate_limit")
         if not (key_ttl > 0 and timeout > 0 and rejoin_interval >= 0):
             raise ConfigurationError(
                 "key_ttl and timeout must be positive seconds, rejoin_interval 0 or more"
