@@ -4,8 +4,9 @@ The account's limit is unknown and shared; the controller learns what it accepts
 it accepted, and costs nothing while nothing is refused::
 
      START ───────────── rate refusals beyond chance in a round ──────────────▶ PACED
-     unpaced; at most `window` calls in flight,      pace = what the account accepted; each
-     doubling per round trip of accepted answers     refusal cuts it; busy calm rounds grow it
+     unpaced; at most `window` calls in flight,      pace = what the account accepted, never
+     doubling per round trip of accepted answers     under the bound its refusals prove; each
+                                                     refusal cuts it; busy calm rounds grow it
        ▲                                                   │ demand never filled the window
        │ refusals still come: background                   │ (quick test), or refusals went
        └────────────── TEST: 0.7 of the accepted rate ◀────┘ on through three cuts (10 s test)
@@ -35,6 +36,14 @@ it accepted, and costs nothing while nothing is refused::
   per second past it: per second, not per round, because a slow pace's rounds are long, and
   several processes on one account must grow alike for a cut to even their shares. A
   known plan (``rate_limit=``) starts here and is never probed past.
+* **Bound**: the account's bucket was empty when each refused call went, so the calls it
+  accepted between two refusals were paid for by refill: they bound its rate from below
+  (``_bound``). When the newest refusal agrees with the best bound of the last few (the
+  limit stands where it stood), a cut never paces under ``RATE_FLOOR_MARGIN`` above it, and
+  growth there is ``RATE_PLATEAU_GAIN`` instead of the probe's, for ``RATE_PLATEAU_CYCLES``
+  of the last cycles between refusals: the bucket drains slowly, the next refusal comes late
+  and measures the bound again. A refusal that does not come by then means room (a
+  neighbour finished): the usual probe finds it.
 * **TEST**: after ``RATE_TRIAL_AFTER_CUTS`` cuts with refusals going on, at no more than
   ``RATE_MAX_BACKGROUND`` of answers and some answers accepted (a run of nothing but
   refusals is neighbours holding the account's bucket, and a share of nothing accepted would
@@ -58,6 +67,7 @@ without the rate-limit code, or a dropped connection (``Signal.NO_SIGNAL``,
 
 from __future__ import annotations
 
+import bisect
 import collections
 import enum
 import math
@@ -97,6 +107,7 @@ class Ticket:
     round: int
     waited: bool
     refilled: bool = False  # sent once the running test's first stretch had passed
+    sent: float = 0.0  # clock time it went
 
 
 @dataclass(slots=True)
@@ -151,6 +162,15 @@ class RateController:
             maxlen=C.RATE_MEASURE_ROUNDS - 1
         )
         self._target = 0.0  # the accepted rate at the last cut: growth is quick below it
+        # when accepted and refused calls went: the bound on the account's rate (``_floor``)
+        self._accepted_sends: collections.deque[float] = collections.deque(
+            maxlen=C.RATE_FLOOR_CALLS
+        )
+        self._refused_sends: collections.deque[float] = collections.deque(
+            maxlen=C.RATE_FLOOR_REFUSALS
+        )
+        self._floor = 0.0  # the bound at the last cut, when the newest refusal confirmed it
+        self._plateau_until = -math.inf  # growth stays slow at the bound until then
 
     # ------------------------------------------------------------------ sending
 
@@ -172,8 +192,8 @@ class RateController:
     def on_send(self, *, waited: bool) -> Ticket:
         """Record that a call goes now; ``waited``: it had to wait for ``next_send``."""
         refilled = False
+        now = self._clock()
         if self.phase is Phase.PACED:
-            now = self._clock()
             refilled = self._trial is not None and now >= self._trial.ends
             interval = 1.0 / self.rate
             if now - self._next_at > interval:  # idle: no burst is earned
@@ -183,13 +203,14 @@ class RateController:
         self._sent += 1
         if waited:
             self._waited = True
-        return Ticket(self._round, waited, refilled)
+        return Ticket(self._round, waited, refilled, now)
 
     # ------------------------------------------------------------------ learning
 
     def on_answer(self, ticket: Ticket, signal: Signal, retry_after: float | None) -> None:
         """Learn from one answer; ``retry_after`` is the server's hint in seconds, if any."""
         if signal is Signal.ACCEPTED:
+            self._accepted_sends.append(ticket.sent)
             self._accepted_in += 1
             if self.phase is Phase.START and self._pressed:
                 self.window += 1
@@ -197,6 +218,8 @@ class RateController:
             return  # an outage, or exhausted credits: nothing about the pace
         now = self._clock()
         refused = signal is Signal.RATE_LIMITED
+        if refused:
+            self._refused_sends.append(ticket.sent)
         current = ticket.round == self._round  # sent since the last decision
         if refused and self._in_evidence():
             # once a limit is in evidence the hint holds every call; before, only the
@@ -253,6 +276,36 @@ class RateController:
             accepted += count
         return accepted / max(seconds, C.RATE_ROUND_SECONDS)
 
+    def _bound(self) -> tuple[float, float]:
+        """The least rate the account accepts, and the last cycle between two refusals.
+
+        The account's bucket was empty when each refused call went, so every call it
+        accepted in between was paid for by refill: over two refusals ``span`` seconds
+        apart, the rate is at least (accepted - 1) / span (the one: a bucket refuses with
+        less than a whole token, not none). The best bound over the recent refusals counts
+        only when the newest refusal's own bound agrees with it (``RATE_FLOOR_AGREEMENT``):
+        the limit still stands where it stood. Otherwise 0.0: no bound.
+        """
+        refused = sorted(self._refused_sends)
+        if len(refused) < 2:
+            return 0.0, 0.0
+        sends = sorted(self._accepted_sends)
+        best = newest = 0.0
+        for i, earlier in enumerate(refused[:-1]):
+            for j in range(i + 1, len(refused)):
+                span = refused[j] - earlier
+                if span < C.RATE_FLOOR_MIN_SECONDS:
+                    continue  # a refusal that came at random, bucket full, could inflate it
+                accepted = bisect.bisect_left(sends, refused[j]) - bisect.bisect_right(
+                    sends, earlier
+                )
+                bound = (accepted - 1) / span
+                best = max(best, bound)
+                if j == len(refused) - 1:
+                    newest = max(newest, bound)
+        cycle = refused[-1] - refused[-2]
+        return (best if newest >= C.RATE_FLOOR_AGREEMENT * best else 0.0), cycle
+
     def _pace(self, rate: float, now: float) -> None:
         self.phase = Phase.PACED
         self.rate = max(C.RATE_MIN, min(self._ceiling, rate))
@@ -297,11 +350,19 @@ class RateController:
         self._run_cuts += 1
         self._run_answers += self._answers
         self._run_refused += self._refused
-        self._target = min(self._ceiling, delivered / (1.0 - self.background))
+        self._floor, cycle = self._bound()
+        self._plateau_until = now + C.RATE_PLATEAU_CYCLES * cycle
+        self._target = min(self._ceiling, max(delivered / (1.0 - self.background), self._floor))
         factor = C.RATE_EXIT_FACTOR if self.phase is Phase.START else C.RATE_CUT_HEADROOM
         # never below what was sent, halved: a process that lost one round (the first
-        # burst went to its neighbours) keeps a share to learn from
-        rate = max(self._target * factor, sending * C.RATE_MAX_CUT)
+        # burst went to its neighbours) keeps a share to learn from; never below just over
+        # the bound, where the account's bucket drains slowly and the next refusal comes
+        # late, to measure the bound again
+        rate = max(
+            self._target * factor,
+            sending * C.RATE_MAX_CUT,
+            self._floor * (1.0 + C.RATE_FLOOR_MARGIN),
+        )
         persisting = self._run_cuts >= C.RATE_TRIAL_AFTER_CUTS
         leaving_start = self.phase is Phase.START
         # all refused is no background share: neighbours hold the bucket (module docstring)
@@ -388,8 +449,11 @@ class RateController:
             if self.rate < self._target:  # back to what the account accepted, quickly
                 grown = self.rate * (1.0 + C.RATE_CATCH_UP_GAIN) ** steps
                 self.rate = min(self._target, grown)
-            else:  # then probe past it, slowly
-                grown = self.rate * (1.0 + C.RATE_PROBE_GAIN) ** steps
+            else:  # then probe past it, slowly; at the bound, slower still for a while
+                at_bound = self._floor > 0.0 and now < self._plateau_until
+                at_bound = at_bound and self.rate >= self._floor * (1.0 + C.RATE_FLOOR_MARGIN)
+                gain = C.RATE_PLATEAU_GAIN if at_bound else C.RATE_PROBE_GAIN
+                grown = self.rate * (1.0 + gain) ** steps
                 self.rate = min(self._ceiling, grown)
         self._new_round(now)
 

@@ -227,3 +227,52 @@ def test_paces_grow_alike_per_second_however_slow() -> None:
     # often and keep the others' share; per second, a cut evens them out.
     slow, fast = _grow_for(0.25, 60.0), _grow_for(5.0, 60.0)
     assert slow > 2.0 and fast == pytest.approx(slow, rel=0.15)
+
+
+def _alone(
+    ctl: RateController, clock: ManualClock, seconds: float, limit: float
+) -> tuple[int, int]:
+    """Drive ``ctl`` with calls always queued against a token bucket of ``limit``/s holding
+    one second's worth, answering at once with the whole-second ``Retry-After`` the live API
+    sends. Returns (accepted, refused) over the ``seconds``."""
+    tokens, stamp = limit, clock()
+    accepted = refused = 0
+    end = clock() + seconds
+    while clock() < end:
+        delay = ctl.next_send(0)
+        clock.advance(max(delay, 0.001) if delay < math.inf else 0.05)
+        ticket = ctl.on_send(waited=delay > 0)
+        tokens = min(limit, tokens + (clock() - stamp) * limit)
+        stamp = clock()
+        if tokens >= 1.0:
+            tokens -= 1.0
+            accepted += 1
+            ctl.on_answer(ticket, ACCEPTED, None)
+        else:
+            refused += 1
+            ctl.on_answer(ticket, REFUSED, float(math.ceil((1.0 - tokens) / limit)))
+    return accepted, refused
+
+
+def test_one_process_alone_paces_just_over_the_bound_its_refusals_prove() -> None:
+    # Calls accepted between two refusals were paid for by refill, so they bound the rate
+    # from below; a cut never goes under that bound, and growth there is slow. Without the
+    # bound, each cut landed at 87-94 % of a 120/min plan (the rate it measured was held
+    # down by the last cycle's low pace and its hold).
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    _alone(ctl, clock, 120.0, limit=2.0)  # learn 120/min
+    accepted, refused = _alone(ctl, clock, 300.0, limit=2.0)
+    assert accepted >= 0.96 * 2.0 * 300.0
+    assert refused <= 0.02 * (accepted + refused)
+
+
+def test_slow_growth_at_the_bound_ends_when_refusals_stop_coming() -> None:
+    # A neighbour finished and the account has room again: no refusal comes within two of
+    # the last cycles, so the usual probe (2 % a second) finds the room, not 0.2 % a second.
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    _alone(ctl, clock, 240.0, limit=2.0)
+    assert ctl._floor > 1.8  # at the bound
+    _alone(ctl, clock, 200.0, limit=4.0)
+    assert ctl.rate > 3.4  # 0.2 % a second for 200 s would reach about 3.0
