@@ -86,31 +86,34 @@ RATE_MAX_BACKGROUND = 0.25
 RATE_BACKGROUND_DECAY = 0.2
 """How fast the background share follows rounds that show less of it."""
 RATE_FLOOR_REFUSALS = 8
-"""Refusals the bound on the account's rate is taken over (every pair of them): a few cycles,
-so an old limit is forgotten once a handful of refusals show a new one."""
+"""Refusals (one per cut) the bound on the account's rate is taken over, every pair of them:
+a few cycles, so an old limit is forgotten once a handful of cuts show a new one."""
 RATE_FLOOR_CALLS = 4096
 """Accepted calls whose send times are kept for that bound: 100 s at 2,400/min. Older ones
 only lower it, which is the safe side."""
 RATE_FLOOR_MIN_SECONDS = 5.0
-"""Shortest span between two refusals that bounds the rate: a refusal that came at random,
-the bucket not empty, adds at most a bucket's worth, a fifth of a one-second bucket over 5 s
-(the grid moved less than a point from 3 to 10 s)."""
+"""Shortest span between two refusals that bounds the rate. A refusal that came at random,
+the bucket not empty, lets the bucket's credit pass for refill: at most a fifth of a
+one-second bucket over 5 s, and the newest cycle must agree with older ones besides. Two
+refusals closer than this mean the pace the last cut set was refused again: the limit
+moved, and no bound is taken. (The grid moved less than a point from 3 to 10 s.)"""
 RATE_FLOOR_AGREEMENT = 0.97
-"""The newest refusal's bound within this share of the best one: the limit still stands
-where it stood (one process alone, or shares at rest); with neighbours moving it does not,
-and the bound is set aside (0.95 let eight processes sharing an account freeze on unequal
-shares: their median limit used fell from 48 % to 36 % on the grid)."""
+"""The newest cycle's bound within this share of the best one: the limit still stands where
+it stood (one process alone, or shares at rest). A neighbour that arrives takes a share and
+the newest cycle shows less: the bound is set aside at once. 0.95 let eight processes
+sharing an account freeze on unequal shares (their median limit used fell from 48 % to
+36 % on the grid)."""
 RATE_FLOOR_MARGIN = 0.02
 """A cut paces this far above the bound: a limit met there drains a one-second bucket in
-50 s, one refusal in about 100 calls, each of which measures the bound again."""
+about 50 s whatever the rate, and the refusal that ends it measures the bound again."""
 RATE_PLATEAU_GAIN = 0.002
-"""Growth per second at or above the bound, instead of ``RATE_PROBE_GAIN``: the pace stays
-just over the limit it measured (one process, 120-2,400/min on the grid, seeds 1-3: 93.0 %
--> 96.3 % of the limit used, worst 429 share after the first burst 2.6 % -> 1.8-2.1 %)."""
+"""Growth per second at the bound, instead of ``RATE_PROBE_GAIN``: the pace stays just over
+the limit it measured (one process, 120-2,400/min on the grid, seeds 1-3: 93.0 % -> 96.3 %
+of the limit used, worst 429 share after the first burst 2.6 % -> 1.8-2.1 %)."""
 RATE_PLATEAU_CYCLES = 2.0
-"""The slow growth lasts this many of the last cycles between refusals: a refusal that does
-not come by then means the account has room again (a neighbour finished), and the usual
-probe finds it. Without this end, processes sharing an account froze on unequal shares."""
+"""The slow growth lasts this many of the last cycles between refusals: if no refusal cuts
+by then, the account has room again (a neighbour finished), and the usual probe finds it.
+Without this end, processes sharing an account froze on unequal shares."""
 RATE_MIN = 1.0 / 60.0
 """The slowest pace: one call a minute, so a client always probes again."""
 

@@ -38,12 +38,15 @@ it accepted, and costs nothing while nothing is refused::
   known plan (``rate_limit=``) starts here and is never probed past.
 * **Bound**: the account's bucket was empty when each refused call went, so the calls it
   accepted between two refusals were paid for by refill: they bound its rate from below
-  (``_bound``). When the newest refusal agrees with the best bound of the last few (the
-  limit stands where it stood), a cut never paces under ``RATE_FLOOR_MARGIN`` above it, and
-  growth there is ``RATE_PLATEAU_GAIN`` instead of the probe's, for ``RATE_PLATEAU_CYCLES``
-  of the last cycles between refusals: the bucket drains slowly, the next refusal comes late
-  and measures the bound again. A refusal that does not come by then means room (a
-  neighbour finished): the usual probe finds it.
+  (``_bound``, over the refusals of the last ``RATE_FLOOR_REFUSALS`` cuts, pairs at least
+  ``RATE_FLOOR_MIN_SECONDS`` apart). While the newest cycle agrees with the best bound
+  (``RATE_FLOOR_AGREEMENT``: the limit stands where it stood), a cut never paces under
+  ``RATE_FLOOR_MARGIN`` above it, and growth there is ``RATE_PLATEAU_GAIN`` instead of the
+  probe's, for ``RATE_PLATEAU_CYCLES`` of the last cycles: the bucket drains slowly, and
+  the refusal that ends it comes late and measures the bound again. No cut by then means
+  room (a neighbour finished): the usual probe finds it. There is no bound at the start's
+  cut, while a background share is known, or when the pace the last cut set was refused
+  again within ``RATE_FLOOR_MIN_SECONDS`` (the limit moved).
 * **TEST**: after ``RATE_TRIAL_AFTER_CUTS`` cuts with refusals going on, at no more than
   ``RATE_MAX_BACKGROUND`` of answers and some answers accepted (a run of nothing but
   refusals is neighbours holding the account's bucket, and a share of nothing accepted would
@@ -106,8 +109,8 @@ class Ticket:
 
     round: int
     waited: bool
+    sent: float  # clock time it went
     refilled: bool = False  # sent once the running test's first stretch had passed
-    sent: float = 0.0  # clock time it went
 
 
 @dataclass(slots=True)
@@ -203,7 +206,7 @@ class RateController:
         self._sent += 1
         if waited:
             self._waited = True
-        return Ticket(self._round, waited, refilled, now)
+        return Ticket(self._round, waited, now, refilled)
 
     # ------------------------------------------------------------------ learning
 
@@ -218,9 +221,9 @@ class RateController:
             return  # an outage, or exhausted credits: nothing about the pace
         now = self._clock()
         refused = signal is Signal.RATE_LIMITED
-        if refused:
-            self._refused_sends.append(ticket.sent)
         current = ticket.round == self._round  # sent since the last decision
+        if refused and current:  # one per decision: a burst's others would say the same
+            self._refused_sends.append(ticket.sent)
         if refused and self._in_evidence():
             # once a limit is in evidence the hint holds every call; before, only the
             # refused call waits for it (the retry policy's business)
@@ -276,34 +279,43 @@ class RateController:
             accepted += count
         return accepted / max(seconds, C.RATE_ROUND_SECONDS)
 
-    def _bound(self) -> tuple[float, float]:
-        """The least rate the account accepts, and the last cycle between two refusals.
+    def _bound(self, now: float) -> tuple[float, float]:
+        """The least rate the account surely accepts, and the last cycle between refusals.
 
         The account's bucket was empty when each refused call went, so every call it
         accepted in between was paid for by refill: over two refusals ``span`` seconds
         apart, the rate is at least (accepted - 1) / span (the one: a bucket refuses with
-        less than a whole token, not none). The best bound over the recent refusals counts
-        only when the newest refusal's own bound agrees with it (``RATE_FLOOR_AGREEMENT``):
-        the limit still stands where it stood. Otherwise 0.0: no bound.
+        less than a whole token, not none). Only refusals that led to a decision are kept,
+        one per cut. The best bound over them counts only when the newest cycle (the
+        newest refusal and the latest one ``RATE_FLOOR_MIN_SECONDS`` before it) agrees
+        with it within ``RATE_FLOOR_AGREEMENT``: the limit still stands where it stood.
+        The newest cycle is allowed the calls still on their way (about its rate times the
+        refused call's own round trip). Otherwise, or when the newest refusal came within
+        ``RATE_FLOOR_MIN_SECONDS`` of the one before (the pace the last cut set was still
+        refused: the limit moved), or while a background share of refusals is known
+        (refusals that come at random prove no empty bucket): 0.0, no bound.
         """
         refused = sorted(self._refused_sends)
-        if len(refused) < 2:
+        if len(refused) < 2 or self.background > 0.0:
+            return 0.0, 0.0
+        last = refused[-1]
+        if last - refused[-2] < C.RATE_FLOOR_MIN_SECONDS:
             return 0.0, 0.0
         sends = sorted(self._accepted_sends)
-        best = newest = 0.0
-        for i, earlier in enumerate(refused[:-1]):
-            for j in range(i + 1, len(refused)):
-                span = refused[j] - earlier
-                if span < C.RATE_FLOOR_MIN_SECONDS:
-                    continue  # a refusal that came at random, bucket full, could inflate it
-                accepted = bisect.bisect_left(sends, refused[j]) - bisect.bisect_right(
-                    sends, earlier
-                )
-                bound = (accepted - 1) / span
-                best = max(best, bound)
-                if j == len(refused) - 1:
-                    newest = max(newest, bound)
-        cycle = refused[-1] - refused[-2]
+
+        def bound(earlier: float, later: float) -> float:
+            accepted = bisect.bisect_left(sends, later) - bisect.bisect_right(sends, earlier)
+            return (accepted - 1) / (later - earlier)
+
+        best = 0.0
+        for i, earlier in enumerate(refused):
+            for later in refused[i + 1 :]:
+                if later - earlier >= C.RATE_FLOOR_MIN_SECONDS:
+                    best = max(best, bound(earlier, later))
+        cycle = last - refused[-2]
+        newest = bound(refused[-2], last)
+        in_flight = newest * max(0.0, now - last)  # answers still on their way
+        newest += in_flight / cycle
         return (best if newest >= C.RATE_FLOOR_AGREEMENT * best else 0.0), cycle
 
     def _pace(self, rate: float, now: float) -> None:
@@ -350,7 +362,8 @@ class RateController:
         self._run_cuts += 1
         self._run_answers += self._answers
         self._run_refused += self._refused
-        self._floor, cycle = self._bound()
+        # the start's overshoot is halved, whatever bound its refusals show
+        self._floor, cycle = (0.0, 0.0) if self.phase is Phase.START else self._bound(now)
         self._plateau_until = now + C.RATE_PLATEAU_CYCLES * cycle
         self._target = min(self._ceiling, max(delivered / (1.0 - self.background), self._floor))
         factor = C.RATE_EXIT_FACTOR if self.phase is Phase.START else C.RATE_CUT_HEADROOM
@@ -451,7 +464,6 @@ class RateController:
                 self.rate = min(self._target, grown)
             else:  # then probe past it, slowly; at the bound, slower still for a while
                 at_bound = self._floor > 0.0 and now < self._plateau_until
-                at_bound = at_bound and self.rate >= self._floor * (1.0 + C.RATE_FLOOR_MARGIN)
                 gain = C.RATE_PLATEAU_GAIN if at_bound else C.RATE_PROBE_GAIN
                 grown = self.rate * (1.0 + gain) ** steps
                 self.rate = min(self._ceiling, grown)
