@@ -40,6 +40,10 @@ RATE_ROUND_ANSWERS = 10
 """Fewest answers a round judges: fewer cannot tell a 20 % background share from a limit."""
 RATE_ROUND_MAX_SECONDS = 30.0
 """A round at a slow pace ends after this long even with fewer answers: slow plans learn too."""
+RATE_IDLE_SECONDS = RATE_ROUND_MAX_SECONDS
+"""A call after this long without one starts the rounds afresh: an idle stretch inside a round
+would read as an account that accepts almost nothing (a client made, or left idle, for five
+minutes and then refused paced at one call a minute for a quarter of an hour)."""
 RATE_MAX_CUT = 0.5
 """A cut keeps at least this share of the rate sent: one unlucky round does not starve a process."""
 RATE_EXIT_FACTOR = 0.5

@@ -18,6 +18,8 @@ it accepted, and costs nothing while nothing is refused::
   it doubles every round trip while demand presses on it (TCP's slow start).
 * **Rounds**: a round is at least ``RATE_ROUND_SECONDS`` and ``RATE_ROUND_ANSWERS`` answers
   (or ``RATE_ROUND_MAX_SECONDS``). Only answers to calls sent in the current round count.
+  A call after ``RATE_IDLE_SECONDS`` without one starts the rounds afresh: time that held
+  no calls says nothing of what the account accepts.
 * **Leaving START**: a round with ``RATE_MIN_REFUSALS`` rate refusals, more than chance and
   the background explain (``RATE_EXCESS_SIGMAS``). The pace starts at half the accepted
   rate (the burst that met the limit also drained the account's bucket), or half what was
@@ -153,6 +155,7 @@ class RateController:
         self._next_at = now  # when the pace lets the next call go
         self._round = 0
         self._round_start = now
+        self._last_send = now  # when the last call went (or the controller was made)
         self._sent = self._answers = self._refused = self._accepted_in = 0
         self._waited = False  # a call of this round had to wait for the pace
         self._trial: _Trial | None = None
@@ -196,6 +199,15 @@ class RateController:
         """Record that a call goes now; ``waited``: it had to wait for ``next_send``."""
         refilled = False
         now = self._clock()
+        if not waited and now - self._last_send > C.RATE_IDLE_SECONDS:
+            # idle, not held back by the pace: the round's time that held no calls would
+            # read as an account that accepts almost nothing; it starts again, and is not
+            # kept among the rounds the accepted rate is measured over
+            self._round += 1
+            self._round_start = now
+            self._sent = self._answers = self._refused = self._accepted_in = 0
+            self._waited = False
+        self._last_send = now
         if self.phase is Phase.PACED:
             refilled = self._trial is not None and now >= self._trial.ends
             interval = 1.0 / self.rate

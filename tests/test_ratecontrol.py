@@ -253,15 +253,16 @@ def _share(
     end, order = clock() + seconds, 0
     while True:
         now = clock()
-        due, send, who = math.inf, False, 0
+        due, send, who, held = math.inf, False, 0, False
         for k, (ctl, starts_at) in enumerate(processes):
             if pending[k] and pending[k][0][0] < due:
                 due, send, who = pending[k][0][0], False, k
             if len(pending[k]) < callers:
                 delay = ctl.next_send(len(pending[k]))
-                at = max(now + delay, last[k] + 0.001, starts_at)  # 1 ms apart at most
+                ready = max(last[k] + 0.001, starts_at)  # 1 ms apart at most
+                at = max(now + delay, ready)
                 if at < due:
-                    due, send, who = at, True, k
+                    due, send, who, held = at, True, k, now + delay > ready
         if due >= end:
             return accepted, refused
         clock.advance(max(0.0, due - now))
@@ -270,7 +271,7 @@ def _share(
             _, _, ticket, signal, hint = heapq.heappop(pending[who])
             ctl.on_answer(ticket, signal, hint)
             continue
-        ticket = ctl.on_send(waited=True)
+        ticket = ctl.on_send(waited=held)
         last[who] = now
         tokens, stamp = min(limit, tokens + (now - stamp) * limit), now
         if tokens >= 1.0:
@@ -362,19 +363,23 @@ def test_a_newest_cycle_that_shows_less_sets_the_bound_aside() -> None:
 
 
 @pytest.mark.parametrize("limit", [2.0, 8.0])
-def test_a_neighbour_arriving_ends_the_bound_at_once(limit: float) -> None:
+@pytest.mark.parametrize("latency", [0.03, 0.08])
+def test_a_neighbour_arriving_ends_the_bound_at_once(limit: float, latency: float) -> None:
     # A process alone for five minutes is at its bound when a neighbour starts on the
     # account. The newest cycle no longer agrees with the old bound, or the pace the last
-    # cut set is refused again within seconds: the bound goes, and cuts work as before.
-    # Kept on old cycles' agreement, the old bound held its pace over its new share: 18-52
-    # refusals in the minute after, against 4-8 without any bound.
+    # cut set is refused again within seconds: the bound goes, and the pace is cut within
+    # five seconds. Judged on old cycles' agreement, the old bound held the pace over the
+    # process's new share for ten seconds and more.
     clock = ManualClock()
     alone, neighbour = RateController(clock=clock), RateController(clock=clock)
     t0 = clock()
-    _, refused = _share(
-        clock, [(alone, t0), (neighbour, t0 + 300.0)], 360.0, limit=limit, latency=(0.08, 0.08)
-    )
-    assert _between(refused[0], t0 + 300.0, t0 + 360.0) <= 10
+    processes = [(alone, t0), (neighbour, t0 + 300.0)]
+    _share(clock, processes, 300.0, limit=limit, latency=(latency, latency))
+    bound = alone._floor
+    assert bound > 0.9 * limit
+    _share(clock, processes, 5.0, limit=limit, latency=(latency, latency))
+    assert alone._floor == 0.0
+    assert alone.rate < 0.95 * bound
 
 
 def test_slow_growth_at_the_bound_ends_when_refusals_stop_coming() -> None:
@@ -386,3 +391,20 @@ def test_slow_growth_at_the_bound_ends_when_refusals_stop_coming() -> None:
     assert ctl._floor > 1.8  # at the bound
     _share(clock, [(ctl, clock())], 200.0, limit=4.0)
     assert ctl.rate > 3.4  # 0.2 % a second for 200 s would reach about 3.0
+
+
+def test_time_without_calls_does_not_read_as_an_account_that_accepts_nothing() -> None:
+    # A client made (or left idle) five minutes before its first call: the round it was
+    # in spanned those minutes, so its first refusals measured an accepted rate of a few
+    # calls over 300 s and paced it at two calls a minute for a quarter of an hour.
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    t0 = clock()
+    accepted, _ = _share(clock, [(ctl, t0 + 300.0)], 420.0, limit=2.0, latency=(0.25, 0.25))
+    assert _between(accepted[0], t0 + 360.0, t0 + 420.0) >= 0.8 * 2.0 * 60.0
+
+
+def test_a_call_held_back_by_a_slow_pace_is_not_idle() -> None:
+    # One call a minute, each waiting for its slot: the minute between them is the pace's,
+    # not idle time, so rounds still end and the pace still grows.
+    assert _grow_for(1.0 / 60.0, 600.0) > 2.0
