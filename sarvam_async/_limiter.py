@@ -99,7 +99,9 @@ class ClientStats:
     flight), ``"paced"`` (``rate_per_minute`` is the pace), ``"shared"`` (a shared
     ``rate_limiter`` paces; ``rate_per_minute`` is the account's shared pace) or ``"off"``
     (``adaptive_rate=False``). ``background_refusals`` is the share of refusals judged to
-    come whatever the pace; ``hold_seconds`` how long a ``Retry-After`` still holds calls.
+    come whatever the pace; ``hold_seconds`` how long a ``Retry-After`` still holds calls;
+    ``bound_per_minute`` the rate the account's refusals prove it gives, which the last cut
+    paced just above (None while no bound stands; see the README's rate-limit section).
     """
 
     requests: int
@@ -113,6 +115,7 @@ class ClientStats:
     window: int | None
     background_refusals: float
     hold_seconds: float
+    bound_per_minute: float | None = None
 
     @property
     def slow_start(self) -> bool:
@@ -312,15 +315,17 @@ class Limiter:
         control = self.control
         if control is None:
             phase, rate, window, background, hold = "off", None, None, 0.0, 0.0
+            bound = None
         else:
             phase = control.phase.value
             rate = control.pace_per_minute
             window = control.window if control.phase is Phase.START else None
             background = control.background
             hold = max(0.0, control.hold_until - self._clock())
+            bound = control.bound_per_minute
         shared = self.shared
         if shared is not None and shared.joined:
-            phase, rate, window = "shared", shared.pace_per_minute, None
+            phase, rate, window, bound = "shared", shared.pace_per_minute, None, None
             hold = shared.hold_seconds
         return ClientStats(
             requests=self.requests,
@@ -334,4 +339,5 @@ class Limiter:
             window=window,
             background_refusals=background,
             hold_seconds=hold,
+            bound_per_minute=bound,
         )

@@ -489,6 +489,14 @@ class RateController:
         return self._hold_until
 
     @property
+    def bound_per_minute(self) -> float | None:
+        """The rate the account surely gives, per minute, that the last cut paced just above
+        (see the module docstring), or None while no bound stands."""
+        if self.phase is not Phase.PACED or self._floor <= 0.0:
+            return None
+        return self._floor * 60.0
+
+    @property
     def pace_per_minute(self) -> float | None:
         """The pace in requests per minute, or None while calls go unpaced."""
         return self.rate * 60.0 if self.phase is Phase.PACED else None

@@ -38,6 +38,20 @@ async def test_first_burst_is_the_start_window_and_nothing_is_paced(emulator: Em
     assert stats.requests == 3 * C.RATE_START_WINDOW and stats.throttled == 0
 
 
+async def test_stats_show_the_bound_the_refusals_prove(emulator: Emulator) -> None:
+    # reaching a bound takes two refusals 5 s apart; here the controller is set as a cut
+    # at a measured bound leaves it, and the client's stats must show it
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        assert c.stats.bound_per_minute is None  # unpaced: no bound
+        control = c._limiter.control
+        assert control is not None
+        control._pace(2.0, control._clock())
+        control._floor = 1.9
+        assert c.stats.phase == "paced" and c.stats.bound_per_minute == pytest.approx(114.0)
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url, adaptive_rate=False) as c:
+        assert c.stats.bound_per_minute is None
+
+
 async def test_a_known_plan_paces_from_the_first_call(emulator: Emulator) -> None:
     async with AsyncSarvam(api_key=KEY, base_url=emulator.url, rate_limit=1200) as c:
         assert c.stats.phase == "paced" and c.stats.rate_per_minute == 1200

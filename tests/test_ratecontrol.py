@@ -301,6 +301,8 @@ def test_one_process_alone_paces_just_over_the_bound_its_refusals_prove() -> Non
     used = _between(accepted[0], t0 + 120, t0 + 420)
     assert used >= 0.96 * 2.0 * 300.0
     assert _between(refused[0], t0 + 120, t0 + 420) <= 0.02 * used
+    # what client.stats shows: a bound under the plan, never over it
+    assert ctl.bound_per_minute is not None and 0.95 * 120 <= ctl.bound_per_minute <= 120
 
 
 def test_the_bound_holds_with_calls_in_flight_and_uneven_latency() -> None:
