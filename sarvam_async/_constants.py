@@ -43,7 +43,7 @@ RATE_ROUND_MAX_SECONDS = 30.0
 RATE_IDLE_SECONDS = RATE_ROUND_MAX_SECONDS
 """A call after this long without one starts the rounds afresh: an idle stretch inside a round
 would read as an account that accepts almost nothing (a client made, or left idle, for five
-minutes and then refused paced at one call a minute for a quarter of an hour)."""
+minutes and then refused was paced at a few calls a minute for a quarter of an hour)."""
 RATE_MAX_CUT = 0.5
 """A cut keeps at least this share of the rate sent: one unlucky round does not starve a process."""
 RATE_EXIT_FACTOR = 0.5
@@ -102,11 +102,11 @@ one-second bucket over 5 s, and the newest cycle must agree with older ones besi
 refusals closer than this mean the pace the last cut set was refused again: the limit
 moved, and no bound is taken. (The grid moved less than a point from 3 to 10 s.)"""
 RATE_FLOOR_AGREEMENT = 0.97
-"""The newest cycle's bound within this share of the best one: the limit still stands where
-it stood (one process alone, or shares at rest). A neighbour that arrives takes a share and
-the newest cycle shows less: the bound is set aside at once. 0.95 let eight processes
-sharing an account freeze on unequal shares (their median limit used fell from 48 % to
-36 % on the grid)."""
+"""The most the newest cycle could show within this share of the best bound: the limit still
+stands where it stood (one process alone, or shares at rest). A neighbour that arrives takes
+a share, the newest cycle shows less, and the bound is set aside. 0.95 let eight processes
+sharing an account freeze on unequal shares (their median limit used fell from 48 % to 36 %
+on the grid)."""
 RATE_FLOOR_MARGIN = 0.02
 """A cut paces this far above the bound: a limit met there drains a one-second bucket in
 about 50 s whatever the rate, and the refusal that ends it measures the bound again."""

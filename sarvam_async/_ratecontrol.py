@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import enum
 import math
 import time
@@ -175,6 +176,7 @@ class RateController:
         self._refused_sends: collections.deque[float] = collections.deque(
             maxlen=C.RATE_FLOOR_REFUSALS
         )
+        self._unanswered: collections.deque[float] = collections.deque(maxlen=C.RATE_FLOOR_CALLS)
         self._floor = 0.0  # the bound at the last cut, when the newest refusal confirmed it
         self._plateau_until = -math.inf  # growth stays slow at the bound until then
 
@@ -200,14 +202,18 @@ class RateController:
         refilled = False
         now = self._clock()
         if not waited and now - self._last_send > C.RATE_IDLE_SECONDS:
-            # idle, not held back by the pace: the round's time that held no calls would
-            # read as an account that accepts almost nothing; it starts again, and is not
-            # kept among the rounds the accepted rate is measured over
+            # idle, the call not queued: the round's time that held no calls would read as
+            # an account that accepts almost nothing; it starts again, and is not kept among
+            # the rounds the accepted rate is measured over. A test or a run of cuts that
+            # the idle time split says nothing either.
             self._round += 1
             self._round_start = now
             self._sent = self._answers = self._refused = self._accepted_in = 0
             self._waited = False
+            self._trial = None
+            self._end_run()
         self._last_send = now
+        self._unanswered.append(now)
         if self.phase is Phase.PACED:
             refilled = self._trial is not None and now >= self._trial.ends
             interval = 1.0 / self.rate
@@ -224,6 +230,8 @@ class RateController:
 
     def on_answer(self, ticket: Ticket, signal: Signal, retry_after: float | None) -> None:
         """Learn from one answer; ``retry_after`` is the server's hint in seconds, if any."""
+        with contextlib.suppress(ValueError):  # a few in flight: cheap
+            self._unanswered.remove(ticket.sent)
         if signal is Signal.ACCEPTED:
             self._accepted_sends.append(ticket.sent)
             self._accepted_in += 1
@@ -234,8 +242,6 @@ class RateController:
         now = self._clock()
         refused = signal is Signal.RATE_LIMITED
         current = ticket.round == self._round  # sent since the last decision
-        if refused and current:  # one per decision: a burst's others would say the same
-            self._refused_sends.append(ticket.sent)
         if refused and self._in_evidence():
             # once a limit is in evidence the hint holds every call; before, only the
             # refused call waits for it (the retry policy's business)
@@ -263,6 +269,8 @@ class RateController:
                 self._judge(trial, now)
             return
         if refused and self.phase is Phase.PACED and self._excess():
+            if self.background == 0.0:  # one refusal per cut bounds the rate (``_bound``)
+                self._refused_sends.append(ticket.sent)
             self._cut(now)  # at once: every call sent meanwhile would be refused too
             return
         elapsed = now - self._round_start
@@ -291,43 +299,43 @@ class RateController:
             accepted += count
         return accepted / max(seconds, C.RATE_ROUND_SECONDS)
 
-    def _bound(self, now: float) -> tuple[float, float]:
+    def _bound(self) -> tuple[float, float]:
         """The least rate the account surely accepts, and the last cycle between refusals.
 
         The account's bucket was empty when each refused call went, so every call it
         accepted in between was paid for by refill: over two refusals ``span`` seconds
         apart, the rate is at least (accepted - 1) / span (the one: a bucket refuses with
-        less than a whole token, not none). Only refusals that led to a decision are kept,
-        one per cut. The best bound over them counts only when the newest cycle (the
-        newest refusal and the latest one ``RATE_FLOOR_MIN_SECONDS`` before it) agrees
-        with it within ``RATE_FLOOR_AGREEMENT``: the limit still stands where it stood.
-        The newest cycle is allowed the calls still on their way (about its rate times the
-        refused call's own round trip). Otherwise, or when the newest refusal came within
-        ``RATE_FLOOR_MIN_SECONDS`` of the one before (the pace the last cut set was still
-        refused: the limit moved), or while a background share of refusals is known
-        (refusals that come at random prove no empty bucket): 0.0, no bound.
+        less than a whole token, not none). The refusals kept are those that cut while
+        paced with no background share known, one per cut. The best bound over pairs of
+        them at least ``RATE_FLOOR_MIN_SECONDS`` apart counts only when the newest cycle
+        (the newest refusal and the one before) agrees with it within
+        ``RATE_FLOOR_AGREEMENT``: the limit still stands where it stood. The newest cycle
+        is taken at the most it could show, (accepted + 1) / cycle, with its calls still
+        unanswered counted as accepted: only a cycle that shows less even so is a sign of
+        a lower limit (a short cycle's least differs from its most by two calls). When the
+        newest refusal came within ``RATE_FLOOR_MIN_SECONDS`` of the one before (the pace
+        the last cut set was refused again: the limit moved), or no cycle agrees: 0.0, no
+        bound.
         """
         refused = sorted(self._refused_sends)
-        if len(refused) < 2 or self.background > 0.0:
+        if len(refused) < 2:
             return 0.0, 0.0
-        last = refused[-1]
-        if last - refused[-2] < C.RATE_FLOOR_MIN_SECONDS:
+        last, before = refused[-1], refused[-2]
+        cycle = last - before
+        if cycle < C.RATE_FLOOR_MIN_SECONDS:
             return 0.0, 0.0
         sends = sorted(self._accepted_sends)
 
-        def bound(earlier: float, later: float) -> float:
-            accepted = bisect.bisect_left(sends, later) - bisect.bisect_right(sends, earlier)
-            return (accepted - 1) / (later - earlier)
+        def accepted(earlier: float, later: float) -> int:
+            return bisect.bisect_left(sends, later) - bisect.bisect_right(sends, earlier)
 
         best = 0.0
         for i, earlier in enumerate(refused):
             for later in refused[i + 1 :]:
                 if later - earlier >= C.RATE_FLOOR_MIN_SECONDS:
-                    best = max(best, bound(earlier, later))
-        cycle = last - refused[-2]
-        newest = bound(refused[-2], last)
-        in_flight = newest * max(0.0, now - last)  # answers still on their way
-        newest += in_flight / cycle
+                    best = max(best, (accepted(earlier, later) - 1) / (later - earlier))
+        on_their_way = sum(1 for t in self._unanswered if before < t < last)
+        newest = (accepted(before, last) + on_their_way + 1) / cycle  # its most, not least
         return (best if newest >= C.RATE_FLOOR_AGREEMENT * best else 0.0), cycle
 
     def _pace(self, rate: float, now: float) -> None:
@@ -375,7 +383,7 @@ class RateController:
         self._run_answers += self._answers
         self._run_refused += self._refused
         # the start's overshoot is halved, whatever bound its refusals show
-        self._floor, cycle = (0.0, 0.0) if self.phase is Phase.START else self._bound(now)
+        self._floor, cycle = (0.0, 0.0) if self.phase is Phase.START else self._bound()
         self._plateau_until = now + C.RATE_PLATEAU_CYCLES * cycle
         self._target = min(self._ceiling, max(delivered / (1.0 - self.background), self._floor))
         factor = C.RATE_EXIT_FACTOR if self.phase is Phase.START else C.RATE_CUT_HEADROOM
@@ -425,10 +433,11 @@ class RateController:
             counted = trial.refilled_refused
         else:
             counted = self._refused - trial.first_half
-        if counted and not self._beyond_background():
+        if counted > 0 and not self._beyond_background():
             # a few answers can show any share: never more than background may be
             share = min(share, C.RATE_MAX_BACKGROUND)
             self.background = self._measured = max(self.background, share)
+            self._refused_sends.clear()  # refusals that come at random prove no empty bucket
             self.phase = trial.phase
             self.rate = min(self._ceiling, trial.rate)
             self._hold_until = -math.inf
@@ -467,6 +476,7 @@ class RateController:
             self.background = min(self.background, self._measured)
             if self.background < 0.01:
                 self.background = self._measured = 0.0
+                self._refused_sends.clear()
         if self.phase is Phase.PACED and self._waited:
             # per second, not per round (see the module docstring)
             seconds = min(now - self._round_start, C.RATE_ROUND_MAX_SECONDS)
