@@ -201,11 +201,14 @@ class RateController:
         """Record that a call goes now; ``waited``: it had to wait for ``next_send``."""
         refilled = False
         now = self._clock()
-        if not waited and now - self._last_send > C.RATE_IDLE_SECONDS:
-            # idle, the call not queued: the round's time that held no calls would read as
-            # an account that accepts almost nothing; it starts again, and is not kept among
-            # the rounds the accepted rate is measured over. A test or a run of cuts that
-            # the idle time split says nothing either.
+        # idle: time in which the pace and any hold would have let a call go, and none came
+        free_since = max(self._last_send, self._hold_until)
+        if self.phase is Phase.PACED:
+            free_since = max(free_since, self._next_at)
+        if not waited and now - free_since > C.RATE_IDLE_SECONDS:
+            # the round's idle time would read as an account that accepts almost nothing; it
+            # starts again, and is not kept among the rounds the accepted rate is measured
+            # over. A test or a run of cuts that the idle time split says nothing either.
             self._round += 1
             self._round_start = now
             self._sent = self._answers = self._refused = self._accepted_in = 0

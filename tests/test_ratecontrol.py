@@ -527,3 +527,19 @@ def test_a_cut_at_a_standing_bound_paces_just_over_it() -> None:
     bound = ctl.bound_per_minute
     assert bound is not None and bound == pytest.approx(117.0)
     assert ctl.pace_per_minute == pytest.approx(bound * (1.0 + C.RATE_FLOOR_MARGIN))
+
+
+def test_a_slow_pace_is_not_idle_time() -> None:
+    # A test at one call every 40 s, each call (a poll, say) coming a second after its
+    # slot opened: the 40 s were the pace's, not idle. Read as idle, every call ended the
+    # test, and the process stayed at the test's pace for good.
+    clock = ManualClock()
+    ctl = RateController(clock=clock)
+    ctl._pace(1.0 / 40.0 / C.RATE_TEST_FACTOR, clock())
+    ctl._new_round(clock())
+    ctl._target = 1.0 / 40.0 / C.RATE_TEST_FACTOR
+    ctl._test(Phase.PACED, 1.0, clock(), C.RATE_TEST_SECONDS)
+    for _ in range(C.RATE_TEST_ANSWERS + 1):
+        clock.advance(ctl.next_send(0) + 1.0)
+        ctl.on_answer(ctl.on_send(waited=False), ACCEPTED, None)
+    assert ctl._trial is None and ctl._healthy > 0.0  # judged: the limit stands
