@@ -18,8 +18,9 @@ it accepted, and costs nothing while nothing is refused::
   it doubles every round trip while demand presses on it (TCP's slow start).
 * **Rounds**: a round is at least ``RATE_ROUND_SECONDS`` and ``RATE_ROUND_ANSWERS`` answers
   (or ``RATE_ROUND_MAX_SECONDS``). Only answers to calls sent in the current round count.
-  A call after ``RATE_IDLE_SECONDS`` without one starts the rounds afresh: time that held
-  no calls says nothing of what the account accepts.
+  A call that goes at once after ``RATE_IDLE_SECONDS`` in which the pace and any hold
+  would have let calls go starts the round afresh (and ends a test or a run of cuts the gap
+  split): time that held no calls says nothing of what the account accepts.
 * **Leaving START**: a round with ``RATE_MIN_REFUSALS`` rate refusals, more than chance and
   the background explain (``RATE_EXCESS_SIGMAS``). The pace starts at half the accepted
   rate (the burst that met the limit also drained the account's bucket), or half what was
