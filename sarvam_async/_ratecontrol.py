@@ -217,7 +217,8 @@ class RateController:
             self._trial = None
             self._end_run()
         self._last_send = now
-        self._unanswered.append(now)
+        if self._refused_sends:  # only calls after a kept refusal can fall between two
+            self._unanswered.append(now)
         if self.phase is Phase.PACED:
             refilled = self._trial is not None and now >= self._trial.ends
             interval = 1.0 / self.rate
@@ -234,10 +235,12 @@ class RateController:
 
     def on_answer(self, ticket: Ticket, signal: Signal, retry_after: float | None) -> None:
         """Learn from one answer; ``retry_after`` is the server's hint in seconds, if any."""
-        with contextlib.suppress(ValueError):  # a few in flight: cheap
-            self._unanswered.remove(ticket.sent)
+        if self._unanswered:
+            with contextlib.suppress(ValueError):  # a few in flight: cheap
+                self._unanswered.remove(ticket.sent)
         if signal is Signal.ACCEPTED:
-            self._accepted_sends.append(ticket.sent)
+            if self._refused_sends:  # as above: nothing to keep while nothing is refused
+                self._accepted_sends.append(ticket.sent)
             self._accepted_in += 1
             if self.phase is Phase.START and self._pressed:
                 self.window += 1
