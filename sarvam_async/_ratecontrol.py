@@ -178,7 +178,7 @@ class RateController:
             maxlen=C.RATE_FLOOR_REFUSALS
         )
         self._unanswered: collections.deque[float] = collections.deque(maxlen=C.RATE_FLOOR_CALLS)
-        self._floor = 0.0  # the bound at the last cut, when the newest refusal confirmed it
+        self._floor = 0.0  # the bound the last cut found standing (``_bound``), or 0.0
         self._plateau_until = -math.inf  # growth stays slow at the bound until then
 
     # ------------------------------------------------------------------ sending
@@ -210,10 +210,7 @@ class RateController:
             # the round's idle time would read as an account that accepts almost nothing; it
             # starts again, and is not kept among the rounds the accepted rate is measured
             # over. A test or a run of cuts that the idle time split says nothing either.
-            self._round += 1
-            self._round_start = now
-            self._sent = self._answers = self._refused = self._accepted_in = 0
-            self._waited = False
+            self._new_round(now, keep=False)
             self._trial = None
             self._end_run()
         self._last_send = now
@@ -350,8 +347,10 @@ class RateController:
         self.rate = max(C.RATE_MIN, min(self._ceiling, rate))
         self._next_at = max(self._next_at, now)
 
-    def _new_round(self, now: float) -> None:
-        self._history.append((now - self._round_start, self._accepted_in))
+    def _new_round(self, now: float, *, keep: bool = True) -> None:
+        """Start a round; ``keep``: the one ending counts toward the accepted rate."""
+        if keep:
+            self._history.append((now - self._round_start, self._accepted_in))
         self._round += 1
         self._round_start = now
         self._sent = self._answers = self._refused = self._accepted_in = 0
