@@ -95,7 +95,35 @@ __all__ = [
 
 
 class SarvamError(Exception):
-    """Base class of every exception raised by sarvam_async."""
+    """Base class of every exception raised by sarvam_async.
+
+    Every subclass pickles as itself, with its ``args``, ``str()`` and attributes intact, so
+    an error raised in a process pool or a distributed worker reaches the caller typed.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the class, its ``args`` and its attributes, without calling ``__init__``.
+
+        ``Exception`` unpickles by calling ``cls(*args)``, which fails for a constructor with
+        other required arguments (``status_code=``, ``file_name=``) and would prefix a stored
+        message again (``"field: field: ..."``). Restoring the stored state instead covers
+        every subclass, present and future, with no per-class code: attributes set after
+        construction (``attempts``) survive, nothing is redacted twice, and nothing is
+        pickled that the exception does not already hold. A subclass must keep its state in
+        ``args`` and plain instance attributes (no ``__slots__``). As for any exception, the
+        traceback and ``__cause__`` are dropped.
+        """
+        return (_unpickle, (type(self), self.args), self.__dict__ or None)
+
+
+def _unpickle(cls: type[SarvamError], args: tuple[Any, ...]) -> SarvamError:
+    """An instance of ``cls`` holding ``args``, its ``__init__`` not run (pickle's half).
+
+    Pickle then restores the instance's attributes. Module-level, so pickles name it.
+    """
+    error = cls.__new__(cls)
+    error.args = args  # set, not passed: OSError subclasses ignore __new__ arguments
+    return error
 
 
 class ConfigurationError(SarvamError):
