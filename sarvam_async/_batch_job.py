@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
-from ._callback_receiver import CallbackConfig
+from ._callback_receiver import CallbackConfig, check_config
 from ._callback_wait import look_budget, pause_before_next_look, wait_for_callback
 from ._filenames import check_file_names, is_plain_file_name, transcript_path
-from ._preflight import check_output_dir, check_polling, local_paths
+from ._preflight import check_output_dir, check_polling, local_paths, one_path
 from ._resources import JobLinks
 from ._results import FileOutcome, FileResult, ProgressCallback, emit, file_results, read_result
 from ._tasks import gather_or_cancel
@@ -45,6 +45,7 @@ from .models import JobState, JobStatusResponse, StorageContainerType, Transcrip
 
 if TYPE_CHECKING:
     from ._resources import _JobResource
+    from ._retry import RetryPolicy
 
     Resource = _JobResource[Any]
 
@@ -211,12 +212,12 @@ class BatchJob:
         """
         check_polling(poll_interval, max_interval, timeout)
         policy = self._retry
-        config = callback if callback is not None else self._callback
+        config = check_config(callback) if callback is not None else self._callback
         if config is not None:
             return await wait_for_callback(
                 self.job_id,
                 config,
-                lambda retry: self._resource.get_status(self.job_id, retry=retry),
+                self._look,
                 policy=policy,
                 timeout=timeout,
                 transient=is_transient,
@@ -228,7 +229,7 @@ class BatchJob:
         while True:
             try:
                 retry = look_budget(policy, deadline, clock)
-                last = await self._resource.get_status(self.job_id, retry=retry)
+                last = await self._look(retry)
             except APIStatusError as exc:
                 if not is_transient(exc):
                     raise
@@ -244,6 +245,22 @@ class BatchJob:
             logger.debug("polled job %s: %s; next poll in %.1fs", self.job_id, state, delay)
             await sleep(delay)
             interval = min(max_interval, interval * 1.5)
+
+    async def _look(self, retry: RetryPolicy | None) -> JobStatusResponse:
+        """One status call of a wait; raises JobError for a job nobody started.
+
+        A job leaves Accepted when ``start`` is called (its answer is already Pending), so
+        a wait that finds it there would wait for ever: it says so at once instead.
+        """
+        status = await self._resource.get_status(self.job_id, retry=retry)
+        if status.job_state == JobState.ACCEPTED:
+            raise JobError(
+                f"job {self.job_id} was created but never started (state Accepted), so it "
+                "will never finish: upload its files and call start(), or run "
+                "transcribe_files again with the same manifest",
+                job_id=self.job_id,
+            )
+        return status
 
     # ------------------------------------------------------------------ results
 
@@ -268,9 +285,10 @@ class BatchJob:
         server that are not plain file names are refused, never written. Raises JobError
         if the job has not finished.
         """
+        folder = one_path(output_dir, "output_dir")
         if status is None:
             status = await self.get_status()
-        return await self.collect(status, Path(output_dir), {}, progress)
+        return await self.collect(status, folder, {}, progress)
 
     async def collect(
         self,

@@ -33,10 +33,11 @@ from .errors import (
     CallbackTooLargeError,
     CallbackUnauthorizedError,
     ConfigurationError,
+    InvalidParameterError,
 )
 from .models import BulkJobCallback, JobCallback
 
-__all__ = ["CallbackConfig", "CallbackReceiver", "token_hash"]
+__all__ = ["CallbackConfig", "CallbackReceiver", "check_config", "token_hash"]
 
 logger = logging.getLogger("sarvam_async")
 
@@ -267,6 +268,10 @@ class CallbackConfig:
             raise ConfigurationError(f"callback url must be an http(s) URL, got {url!r}")
         if not safety_poll > 0:  # also rejects NaN
             raise ConfigurationError("safety_poll must be positive seconds")
+        if receiver is not None and not isinstance(receiver, CallbackReceiver):
+            raise ConfigurationError(
+                f"receiver must be a CallbackReceiver (or left out), got {type(receiver).__name__}"
+            )
         self.url = url
         self.receiver = receiver if receiver is not None else CallbackReceiver()
         self.safety_poll = float(safety_poll)
@@ -277,6 +282,15 @@ class CallbackConfig:
     def as_api(self) -> BulkJobCallback:
         """The ``callback`` object sent at initiate (the token included)."""
         return BulkJobCallback(url=self.url, auth_token=self.receiver.token)
+
+
+def check_config(value: object, field: str = "callback") -> CallbackConfig | None:
+    """A call's ``callback=``: None or a CallbackConfig; else InvalidParameterError."""
+    if value is not None and not isinstance(value, CallbackConfig):
+        raise InvalidParameterError(
+            field, f"must be a CallbackConfig(url, receiver), got {type(value).__name__}"
+        )
+    return value
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

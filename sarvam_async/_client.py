@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import _constants as C
-from ._limiter import ClientStats, Limiter, SharedLimiter, check_plan
+from . import _options
+from ._limiter import CLOSED, ClientStats, Limiter, SharedLimiter, check_plan
 from ._resources import SpeechToTextJobResource, SpeechToTextTranslateJobResource
 from ._retry import RetryPolicy
 from ._storage import StorageAccess, TransferLimits
@@ -106,6 +107,10 @@ class AsyncSarvam:
                 f"no API key: pass AsyncSarvam(api_key=...) or set the {C.API_KEY_ENV} "
                 "environment variable (keys are on the Sarvam dashboard)"
             )
+        source = "api_key=" if api_key is not None else f"the {C.API_KEY_ENV} variable"
+        key = _options.api_key(key, source=source)
+        if base_url is not None:
+            _options.instance(base_url, str, "base_url")
         base = base_url or os.environ.get(C.BASE_URL_ENV) or C.DEFAULT_BASE_URL
         parts = urlsplit(base)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -120,10 +125,17 @@ class AsyncSarvam:
             )
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
             raise ConfigurationError("ssl= takes an ssl.SSLContext (for a custom CA)")
-        if max_response_bytes < 1:
-            raise ConfigurationError("max_response_bytes must be at least 1")
-        if max_connections < 1 or max_transfers < 1:
-            raise ConfigurationError("max_connections and max_transfers must be at least 1")
+        _options.count(max_response_bytes, "max_response_bytes")
+        _options.count(max_transcript_bytes, "max_transcript_bytes")
+        _options.count(max_connections, "max_connections")
+        _options.count(max_transfers, "max_transfers")
+        _options.seconds(storage_stall_timeout, "storage_stall_timeout")
+        _options.seconds(storage_timeout, "storage_timeout", none=True)
+        if retry is not None:
+            _options.instance(retry, RetryPolicy, "retry")
+        if session is not None:
+            _options.instance(session, aiohttp.ClientSession, "session")
+        extra = _options.extra_headers(headers)
         rate_limit = check_plan(rate_limit, "rate_limit")
         if rate_limit is None and rate_limiter is not None:
             # while the shared budget is out of reach the client paces itself, never past a
@@ -131,11 +143,9 @@ class AsyncSarvam:
             rate_limit = check_plan(
                 getattr(rate_limiter, "rate_limit", None), "rate_limiter.rate_limit"
             )
-        if timeout is not None and timeout <= 0:
-            raise ConfigurationError("timeout must be positive seconds, or None for no limit")
-        if not download_lag_timeout >= 0:  # also rejects NaN
-            raise ConfigurationError("download_lag_timeout must be seconds, 0 or more")
-        self._download_lag_timeout = float(download_lag_timeout)
+        timeout = _options.call_timeout(timeout, "timeout", _options.configuration)
+        lag = _options.seconds(download_lag_timeout, "download_lag_timeout", zero=True)
+        self._download_lag_timeout = float(lag or 0.0)
         self.base_url = base.rstrip("/")
         self._state = _State.UNOPENED
         self._session = session
@@ -149,7 +159,7 @@ class AsyncSarvam:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._keeper: AsyncGenerator[None, None] | None = None
-        api_headers = {"User-Agent": C.USER_AGENT, **(headers or {}), C.API_KEY_HEADER: key}
+        api_headers = {"User-Agent": C.USER_AGENT, **extra, C.API_KEY_HEADER: key}
         if rate_limiter is not None:
             rate_limiter.attach(key)
         self._limiter = Limiter(
@@ -209,10 +219,7 @@ class AsyncSarvam:
     def _get_session(self) -> aiohttp.ClientSession:
         """The live session, created on first use inside the running loop."""
         if self._state is _State.CLOSED:
-            raise ClientClosedError(
-                "this AsyncSarvam client is closed; create a new one (or keep it open in "
-                "an 'async with' block for as long as you use it)"
-            )
+            raise ClientClosedError(CLOSED)
         self._follow_loop()
         session = self._session
         if session is None:

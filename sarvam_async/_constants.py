@@ -9,6 +9,9 @@ API_KEY_HEADER = "api-subscription-key"
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds per attempt of an API call; the official SDK's value, ample for these small calls."""
+MIN_TIMEOUT = 0.001
+"""The least per-attempt timeout accepted: no call can be handed to a connection in less, so a
+smaller value could only time out before sending, on every attempt."""
 
 DEFAULT_MAX_CONNECTIONS = 100
 """aiohttp pool size. Above it, the client's limiter queues calls so none burns its timeout."""

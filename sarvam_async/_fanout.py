@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._batch_job import BatchJob, is_transient
-from ._callback_receiver import CallbackConfig
+from ._callback_receiver import CallbackConfig, check_config
+from ._limiter import CLOSED
 from ._manifest import FileEntry, JobEntry, Manifest, Plan, PlannedJob, StartedEntry, plan_run
 from ._preflight import (
     check_output_dir,
@@ -27,10 +28,12 @@ from ._preflight import (
     check_polling,
     distinct_files,
     local_paths,
+    one_path,
 )
 from ._results import FileOutcome, ProgressCallback, emit
 from .errors import (
     BadRequestError,
+    ClientClosedError,
     FileFailedError,
     ForbiddenError,
     InvalidParameterError,
@@ -61,7 +64,7 @@ def is_fatal(exc: BaseException) -> bool:
     """
     if isinstance(exc, TooManyRequestsError):
         return exc.quota_exhausted
-    return isinstance(exc, ForbiddenError | UnauthorizedError | ManifestError)
+    return isinstance(exc, ForbiddenError | UnauthorizedError | ManifestError | ClientClosedError)
 
 
 class FanOut:
@@ -88,7 +91,8 @@ class FanOut:
         self._resource = resource
         self._callback = callback
         self._paths = paths
-        self._out_dir = Path(output_dir)
+        self._out_dir_arg: object = output_dir  # checked with the rest in _prepare
+        self._out_dir = Path()
         self._params = job_parameters
         self._max_jobs = max_concurrent_jobs
         self._manifest = manifest
@@ -146,6 +150,10 @@ class FanOut:
 
     async def _prepare(self) -> Plan:
         """Check every argument and plan the run; nothing is sent before this returns."""
+        if self._resource.client.closed:
+            raise ClientClosedError(CLOSED)
+        check_config(self._callback)
+        self._out_dir = one_path(self._out_dir_arg, "output_dir")
         max_jobs = self._max_jobs
         if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
             raise InvalidParameterError("max_concurrent_jobs", "must be a whole number, 1 or more")
@@ -153,7 +161,7 @@ class FanOut:
         self._params = self._resource.parameters(self._params)
         paths = local_paths(self._paths)
         if self._manifest is not None:
-            self._journal = Manifest(self._manifest)
+            self._journal = Manifest(one_path(self._manifest, "manifest"))
         return await asyncio.to_thread(self._plan, paths, self._journal)
 
     def _plan(self, paths: list[Path], journal: Manifest | None) -> Plan:

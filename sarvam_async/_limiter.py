@@ -30,7 +30,14 @@ from typing import Protocol
 from ._ratecontrol import Phase, RateController, Signal, Ticket
 from .errors import ClientClosedError, ConfigurationError
 
-__all__ = ["ClientStats", "Limiter", "Overdue", "SharedLimiter", "check_plan"]
+__all__ = ["CLOSED", "ClientStats", "Limiter", "Overdue", "SharedLimiter", "check_plan"]
+
+
+CLOSED = (
+    "this AsyncSarvam client is closed; create a new one (or keep it open in an "
+    "'async with' block for as long as you use it)"
+)
+"""The message of every call made on a closed client (ClientClosedError)."""
 
 
 class Overdue(Exception):
@@ -199,7 +206,7 @@ class Limiter:
 
     async def _acquire(self, timeout: float, retry: bool, ahead: bool) -> Ticket | None:
         if self._closed:
-            raise ClientClosedError("the client was closed while this call waited")
+            raise ClientClosedError(CLOSED)
         if retry:
             self.retries += 1
         if not self._waiters and not self._ahead:

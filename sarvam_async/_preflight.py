@@ -5,6 +5,7 @@ lost. Each check raises InvalidParameterError naming the argument and what to do
 
 - :func:`local_paths`: a collection of ``str`` / ``os.PathLike`` paths, never one path
   (a lone string would be read as one path per character), never ``bytes`` or ``None``;
+- :func:`one_path`: one such path (an output folder, a journal);
 - :func:`distinct_files`: each a readable file, and each file once, however it was named
   (``a.wav``, ``dir/../a.wav``, a symlink to it);
 - :func:`check_output_dir`: a folder that exists or can be made, and can be written in;
@@ -36,6 +37,7 @@ __all__ = [
     "check_polling",
     "distinct_files",
     "local_paths",
+    "one_path",
 ]
 
 logger = logging.getLogger("sarvam_async")
@@ -56,6 +58,20 @@ def local_paths(paths: object, field: str = "paths") -> list[Path]:
     if not isinstance(paths, Iterable):
         raise InvalidParameterError(field, f"give a list of paths, not {type(paths).__name__}")
     return [_local_path(item, i, field) for i, item in enumerate(paths)]
+
+
+def one_path(value: object, field: str) -> Path:
+    """One ``str`` / ``os.PathLike`` path as a Path; raises InvalidParameterError for
+    anything else (None, a number, bytes)."""
+    if isinstance(value, str):
+        return Path(value)
+    if isinstance(value, os.PathLike):
+        text = os.fspath(value)
+        if isinstance(text, str):
+            return Path(text)
+    raise InvalidParameterError(
+        field, f"give a folder or file path as a str or pathlib.Path, not {type(value).__name__}"
+    )
 
 
 def _local_path(item: object, index: int, field: str) -> Path:

@@ -8,13 +8,13 @@ request path. Method names match the official SDK so that migrating is an import
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
-from ._callback_receiver import CallbackConfig
+from ._callback_receiver import CallbackConfig, check_config
 from ._download_lag import wait_out_lag
 from ._filenames import check_file_names
 from ._retry import RetryPolicy
@@ -100,7 +100,16 @@ def _job_id(job_id: str) -> str:
 def _files(job_id: str, files: Sequence[str], *, upload: bool) -> FilesRequest:
     if isinstance(files, str):
         raise InvalidParameterError("files", "give a list of file names, not one string")
+    if not isinstance(files, Iterable):
+        raise InvalidParameterError(
+            "files", f"give a list of file names, not {type(files).__name__}"
+        )
     names = list(files)
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise InvalidParameterError(
+                f"files[{index}]", f"a {type(name).__name__} is not a file name; give str names"
+            )
     if upload:
         check_file_names(names)
     elif not names or len(set(names)) != len(names):
@@ -255,7 +264,7 @@ class _JobResource(Generic[P]):
         """
         from ._batch_job import BatchJob
 
-        return BatchJob(self, _job_id(job_id), callback=callback)
+        return BatchJob(self, _job_id(job_id), callback=check_config(callback))
 
     async def create_job(
         self,

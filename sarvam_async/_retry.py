@@ -21,12 +21,12 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from . import _constants as C
+from . import _options
 from .errors import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
-    ConfigurationError,
 )
 
 __all__ = ["DeadlineReached", "RetryPolicy", "parse_retry_after"]
@@ -108,11 +108,9 @@ class RetryPolicy:
     jitter: Callable[[], float] = field(default=random.random, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigurationError("RetryPolicy.max_attempts must be at least 1")
+        _options.count(self.max_attempts, "RetryPolicy.max_attempts")
         for name in ("initial_delay", "max_delay", "deadline", "max_retry_after"):
-            if getattr(self, name) < 0:
-                raise ConfigurationError(f"RetryPolicy.{name} must not be negative")
+            _options.seconds(getattr(self, name), f"RetryPolicy.{name}", zero=True)
         object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
 
     @classmethod

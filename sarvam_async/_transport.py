@@ -19,6 +19,7 @@ import aiohttp
 import msgspec
 
 from . import _constants as C
+from . import _options
 from ._limiter import Limiter, Overdue
 from ._ratecontrol import Signal
 from ._retry import DeadlineReached, RetryPolicy, parse_retry_after
@@ -70,6 +71,7 @@ _PATH_RE = re.compile(r"at `(\$[^`]*)`")
 _NO_BODY_HEADERS = ("Content-Type",)  # aiohttp would add one to a POST without a body
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+_HELD = 0.05  # seconds in the gate that read as held by the rate limiter, not scheduling
 _RATE_CODE = "rate_limit_exceeded_error"
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
@@ -238,6 +240,10 @@ class Transport:
         Raises APIStatusError subclasses, APIConnectionError / APITimeoutError or
         ResponseValidationError, with ``attempts`` set.
         """
+        if timeout is not USE_CLIENT_DEFAULT:
+            timeout = _options.call_timeout(timeout)
+        if retry is not None:
+            _options.instance(retry, RetryPolicy, "retry", _options.parameter)
         if self._bind is not None:
             self._bind()
         path = endpoint.path
@@ -407,10 +413,14 @@ def _out_of_time(endpoint: Endpoint[Any], final: bool, waited: float) -> APITime
 
     Past the retry deadline (``final``) no retry can help; past one attempt's timeout it may.
     """
+    where = (
+        f"after {waited:.1f}s waiting for the client's rate limiter (client.stats shows the pace)"
+        if waited >= _HELD
+        else "before it could be sent"
+    )
     return (DeadlineReached if final else APITimeoutError)(
-        f"the call's time ran out after {waited:.1f}s waiting for the client's rate limiter "
-        "(client.stats shows the pace); raise timeout= or the retry policy's deadline, or "
-        "send fewer calls at once",
+        f"the call's time ran out {where}; raise timeout= or the retry policy's deadline, "
+        "or send fewer calls at once",
         request_sent=False,
         method=endpoint.method,
         path=endpoint.path,

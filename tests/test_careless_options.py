@@ -1,0 +1,212 @@
+"""Careless options fail where they were passed, typed, naming the option, never the key.
+
+The client's constructor raises ConfigurationError; a call's argument raises
+InvalidParameterError before anything is sent. Neither lets a TypeError, an AttributeError
+or aiohttp's ValueError out of the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sarvam_async import AsyncSarvam, CallbackConfig, RetryPolicy, errors
+from sarvam_async.models import MAX_FILES_PER_JOB
+from sarvam_async.testing import Emulator
+
+from .conftest import KEY
+
+
+def _wav(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + b"\0" * 64)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"api_key": KEY + "\n"}, "line break"),
+        ({"api_key": " " + KEY}, "line break"),
+        ({"api_key": "test\x00key"}, "control"),
+        ({"api_key": "kéy-0123"}, "non-ASCII"),
+        ({"api_key": 123}, "must be a str"),
+        ({"headers": [1]}, "headers"),
+        ({"headers": {"X-Trace": "v\r\nX-Evil: 1"}}, "X-Trace"),
+        ({"headers": {"bad name": "v"}}, "header name"),
+        ({"timeout": "5"}, "timeout"),
+        ({"timeout": math.nan}, "timeout"),
+        ({"timeout": 0.0001}, "timeout"),
+        ({"max_connections": "10"}, "max_connections"),
+        ({"max_connections": True}, "max_connections"),
+        ({"max_response_bytes": None}, "max_response_bytes"),
+        ({"max_transcript_bytes": 0}, "max_transcript_bytes"),
+        ({"download_lag_timeout": "1"}, "download_lag_timeout"),
+        ({"storage_timeout": "60"}, "storage_timeout"),
+        ({"retry": "x"}, "retry"),
+        ({"base_url": 123}, "base_url"),
+        ({"session": "x"}, "session"),
+    ],
+)
+def test_a_bad_option_is_a_configuration_error_naming_it(
+    kwargs: dict[str, Any], named: str
+) -> None:
+    kwargs = {"api_key": KEY, "base_url": "http://127.0.0.1:1", **kwargs}
+    with pytest.raises(errors.ConfigurationError, match=named) as caught:
+        AsyncSarvam(**kwargs)
+    assert KEY not in str(caught.value)
+    assert "v\r\n" not in str(caught.value)  # a header's value may be a secret: never shown
+
+
+def test_a_key_read_from_the_environment_with_its_newline_is_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SARVAM_API_KEY", KEY + "\n")
+    with pytest.raises(errors.ConfigurationError, match="SARVAM_API_KEY") as caught:
+        AsyncSarvam(base_url="http://127.0.0.1:1")
+    assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_attempts": "3"}, {"max_attempts": 0}, {"deadline": math.nan}, {"max_delay": "1"}],
+)
+def test_a_bad_retry_policy_is_a_configuration_error(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(errors.ConfigurationError, match="RetryPolicy"):
+        RetryPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": math.nan}, "timeout"),
+        ({"timeout": "1"}, "timeout"),
+        ({"timeout": True}, "timeout"),
+        ({"timeout": 1e-6}, "timeout"),
+        ({"retry": 3}, "retry"),
+    ],
+)
+async def test_a_bad_call_option_is_refused_before_sending(
+    client: AsyncSarvam, emulator: Emulator, kwargs: dict[str, Any], field: str
+) -> None:
+    # before: a timeout of 0 went through eight attempts of backoff (45 s) sending nothing
+    with pytest.raises(errors.InvalidParameterError) as caught:
+        await asyncio.wait_for(client.speech_to_text_job.get_status("j", **kwargs), 5)
+    assert caught.value.field == field
+    assert emulator.requests == []
+
+
+async def test_file_lists_that_are_not_lists_of_names_are_refused_before_sending(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
+    resource = client.speech_to_text_job
+    for call in (resource.get_upload_links, resource.get_download_links):
+        for files, field in ((None, "files"), ([1], "files[0]"), (["a.wav", 2], "files[1]")):
+            with pytest.raises(errors.InvalidParameterError) as caught:
+                await call(job_id="j", files=files)  # type: ignore[arg-type]
+            assert caught.value.field == field
+    job = await resource.get_job("j")
+    with pytest.raises(errors.InvalidParameterError, match="output_dir"):
+        await job.download_outputs(None)  # type: ignore[arg-type]
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"output_dir": None}, "output_dir"),
+        ({"output_dir": 123}, "output_dir"),
+        ({"manifest": 123}, "manifest"),
+        ({"callback": "https://hooks.example.com/cb"}, "callback"),
+    ],
+)
+async def test_bad_run_options_are_refused_before_any_request(
+    client: AsyncSarvam,
+    emulator: Emulator,
+    tmp_path: Path,
+    kwargs: dict[str, Any],
+    field: str,
+) -> None:
+    kwargs = {"output_dir": tmp_path / "out", **kwargs}
+    audio = _wav(tmp_path / "a.wav")
+    with pytest.raises(errors.InvalidParameterError) as caught:
+        async for _ in client.transcribe_files([audio], **kwargs):
+            pass
+    assert caught.value.field == field
+    assert emulator.requests == []
+
+
+async def test_a_callback_that_is_not_a_config_is_refused_where_it_is_passed(
+    client: AsyncSarvam, emulator: Emulator
+) -> None:
+    with pytest.raises(errors.ConfigurationError, match="CallbackReceiver"):
+        CallbackConfig("https://hooks.example.com/cb", "notareceiver")  # type: ignore[arg-type]
+    with pytest.raises(errors.InvalidParameterError, match="callback"):
+        await client.speech_to_text_job.get_job("j", callback="x")  # type: ignore[arg-type]
+    job = await client.speech_to_text_job.get_job("j")
+    with pytest.raises(errors.InvalidParameterError, match="callback"):
+        await job.wait_until_complete(callback="x")  # type: ignore[arg-type]
+    assert emulator.requests == []
+
+
+async def test_a_closed_client_refuses_a_run_and_says_it_is_closed(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        pass
+    with pytest.raises(errors.ClientClosedError, match="is closed") as caught:
+        await c.speech_to_text_job.get_status("j")
+    assert "waited" not in str(caught.value)  # it never waited: the client was closed
+    with pytest.raises(errors.ClientClosedError, match="is closed"):
+        async for _ in c.transcribe_files([_wav(tmp_path / "a.wav")], output_dir=tmp_path):
+            pass
+    assert emulator.requests == []
+
+
+@pytest.mark.sarvam_emulator(job_duration=0.2)
+async def test_a_client_closed_mid_run_stops_the_run_with_client_closed_error(
+    sarvam_emulator: Emulator, sarvam_api_key: str, tmp_path: Path
+) -> None:
+    # before: every remaining file came out failed, each with ClientClosedError, and the
+    # loop went on as if the files themselves had failed
+    paths = [_wav(tmp_path / f"a{i}.wav") for i in range(MAX_FILES_PER_JOB + 5)]  # two jobs
+    client = AsyncSarvam(api_key=sarvam_api_key, base_url=sarvam_emulator.url)
+    seen = 0
+    with pytest.raises(errors.ClientClosedError):
+        async for _ in client.transcribe_files(
+            paths, output_dir=tmp_path / "out", max_concurrent_jobs=1, poll_interval=0.01
+        ):
+            seen += 1
+            await client.aclose()
+    assert seen <= MAX_FILES_PER_JOB  # the first job's outcomes, then the error
+    await client.aclose()
+
+
+async def test_waiting_on_a_job_nobody_started_says_so_at_once(
+    client: AsyncSarvam, emulator: Emulator
+) -> None:
+    # before: it polled until its timeout (or for ever), then said the job "keeps running"
+    job = await client.speech_to_text_job.create_job()
+    with pytest.raises(errors.JobError, match="never started") as caught:
+        await asyncio.wait_for(job.wait_until_complete(timeout=600), 10)
+    assert caught.value.job_id == job.job_id
+    assert len(emulator.calls("status")) == 1
+    listening = CallbackConfig("http://127.0.0.1:9/cb")
+    with pytest.raises(errors.JobError, match="never started"):
+        await asyncio.wait_for(job.wait_until_complete(timeout=600, callback=listening), 10)
+
+
+async def test_a_session_passed_in_is_checked_for_its_type_only(emulator: Emulator) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        AsyncSarvam(api_key=KEY, base_url=emulator.url, session=session) as c,
+    ):
+        with pytest.raises(errors.NotFoundError):
+            await c.speech_to_text_job.get_status("j")
