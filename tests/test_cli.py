@@ -83,6 +83,21 @@ def _one_clear_line(err: str) -> str:
     return lines[0]
 
 
+async def test_a_key_with_its_newline_exits_2_naming_where_it_came_from(
+    emulator: Emulator,
+) -> None:
+    # before: aiohttp's ValueError, reported as a bug, exit 1
+    from_env, from_flag = await asyncio.gather(
+        cli("status", "job-1", env=_env(SARVAM_API_KEY=KEY + "\n", SARVAM_BASE_URL=emulator.url)),
+        cli("status", "job-1", "--api-key", KEY + "\n", "--base-url", emulator.url),
+    )
+    assert (from_env.code, from_flag.code) == (2, 2)
+    assert "SARVAM_API_KEY" in _one_clear_line(from_env.err)
+    assert "--api-key" in _one_clear_line(from_flag.err)
+    assert KEY not in from_env.err + from_flag.err
+    assert emulator.requests == []
+
+
 # ----------------------------------------------------------------------------- help, usage
 
 

@@ -80,7 +80,8 @@ def make_client(args: argparse.Namespace, *, rate_limit: float | None = None) ->
         )
     try:
         return AsyncSarvam(
-            api_key=key,
+            # None: the client reads the variable itself, and names it if the key is bad
+            api_key=args.api_key or None,
             base_url=args.base_url,
             rate_limit=rate_limit,
             timeout=getattr(args, "request_timeout", None) or DEFAULT_TIMEOUT,
