@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import wave
@@ -96,6 +97,37 @@ async def test_a_key_with_its_newline_exits_2_naming_where_it_came_from(
     assert "--api-key" in _one_clear_line(from_flag.err)
     assert KEY not in from_env.err + from_flag.err
     assert emulator.requests == []
+
+
+async def test_demo_refuses_a_job_that_never_ends_and_a_rate_that_is_not_a_number() -> None:
+    endless, nan = await asyncio.gather(
+        cli("demo", "--job-duration", "inf"), cli("demo", "--fault-rate", "nan")
+    )
+    assert (endless.code, nan.code) == (2, 2)
+    assert "finite number" in endless.err and "finite number" in nan.err
+
+
+async def test_a_demo_stopped_early_says_where_its_transcripts_are_only_if_kept() -> None:
+    # before: it named the temporary folder it was about to remove
+    async def stopped(*flags: str) -> Run:
+        proc = await _start("demo", "--job-duration", "30", *flags)
+        assert proc.stderr is not None
+        seen = b""
+        while b"created (" not in seen:  # the run has begun: a job exists
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, "the demo exited early"
+            seen += line
+        proc.send_signal(signal.SIGINT)
+        run = await _finish(proc)
+        run.err = seen.decode() + run.err
+        return run
+
+    removed, kept = await asyncio.gather(stopped(), stopped("--keep"))
+    assert "go with its temporary folders (--keep keeps them)" in removed.err, removed.err
+    assert "their transcripts are in" not in removed.err
+    where = kept.err.split("their transcripts are in ", 1)[1].split()[0]
+    assert Path(where).is_dir()
+    shutil.rmtree(where)
 
 
 # ----------------------------------------------------------------------------- help, usage

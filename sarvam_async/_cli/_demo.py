@@ -165,9 +165,11 @@ async def _run(
                     if not (display.failed and retry and len(display.transcribed) > before):
                         break
         except asyncio.CancelledError:
+            kept = args.out or args.keep  # else the folder goes with the demo's temporary ones
+            where = f"are in {out}" if kept else "go with its temporary folders (--keep keeps them)"
             ui.note(
                 f"stopped: {len(display.transcribed)} of {len(paths)} files transcribed; "
-                f"their transcripts are in {out}"
+                f"their transcripts {where}"
             )
             raise
         elapsed = time.monotonic() - started

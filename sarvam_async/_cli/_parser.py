@@ -6,6 +6,7 @@ Nothing here imports rich, so ``--help`` and usage errors work without it.
 from __future__ import annotations
 
 import argparse
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -37,7 +38,9 @@ def _non_negative(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:  # also rejects NaN
+    if not math.isfinite(value):  # NaN compares false to everything; inf never ends
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
     return value
 
