@@ -403,7 +403,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a small subset of the grid")
     ap.add_argument("--demand", default="fanout,storm", help="fanout, storm or both")
     ap.add_argument("--plans", type=_floats, default=None, help="requests/min; 'unlimited'")
-    ap.add_argument("--latencies", type=lambda s: [float(x) for x in s.split(",")], default=None)
+    ap.add_argument(
+        "--latencies",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=None,
+        help="milliseconds per call, e.g. 10,80,250",
+    )
     ap.add_argument("--procs", type=lambda s: [int(x) for x in s.split(",")], default=None)
     ap.add_argument("--faults", type=lambda s: [float(x) for x in s.split(",")], default=None)
     ap.add_argument("--durations", type=lambda s: [float(x) for x in s.split(",")], default=None)
