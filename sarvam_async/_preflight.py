@@ -60,33 +60,34 @@ def local_paths(paths: object, field: str = "paths") -> list[Path]:
     return [_local_path(item, i, field) for i, item in enumerate(paths)]
 
 
+def _as_path(value: object) -> Path | None:
+    """``value`` as a Path if it is a ``str`` or a ``str`` ``os.PathLike``; else None."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    return Path(text) if isinstance(text, str) else None
+
+
 def one_path(value: object, field: str) -> Path:
     """One ``str`` / ``os.PathLike`` path as a Path; raises InvalidParameterError for
     anything else (None, a number, bytes)."""
-    if isinstance(value, str):
-        return Path(value)
-    if isinstance(value, os.PathLike):
-        text = os.fspath(value)
-        if isinstance(text, str):
-            return Path(text)
-    raise InvalidParameterError(
-        field, f"give a folder or file path as a str or pathlib.Path, not {type(value).__name__}"
-    )
+    path = _as_path(value)
+    if path is None:
+        raise InvalidParameterError(
+            field,
+            f"give a folder or file path as a str or pathlib.Path, not {type(value).__name__}",
+        )
+    return path
 
 
 def _local_path(item: object, index: int, field: str) -> Path:
-    if isinstance(item, str):
-        return Path(item)
-    if isinstance(item, os.PathLike):
-        value = os.fspath(item)
-        if isinstance(value, str):
-            return Path(value)
-    # The item itself is not quoted: it may be a whole file's bytes.
-    raise InvalidParameterError(
-        f"{field}[{index}]",
-        f"a {type(item).__name__} is not a path; give a str or pathlib.Path for each file "
-        "(decode bytes paths with os.fsdecode)",
-    )
+    path = _as_path(item)
+    if path is None:
+        # The item itself is not quoted: it may be a whole file's bytes.
+        raise InvalidParameterError(
+            f"{field}[{index}]",
+            f"a {type(item).__name__} is not a path; give a str or pathlib.Path for each file "
+            "(decode bytes paths with os.fsdecode)",
+        )
+    return path
 
 
 @dataclass(frozen=True)
