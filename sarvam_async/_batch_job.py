@@ -78,9 +78,12 @@ class BatchJob:
         storage: StorageContainerType | None = None,
         ptu_id: int | None = None,
         callback: CallbackConfig | None = None,
+        created: bool = False,
     ) -> None:
         self._resource = resource
         self._callback = callback
+        self._unstarted = created  # made by create_job, and start() not called since
+        self._told_accepted = False  # a wait logged that the job is still Accepted
         self.job_id = job_id
         self.storage = storage
         self._ptu_id = ptu_id
@@ -164,6 +167,7 @@ class BatchJob:
         Safe to call on a job that may already have started (a resumed run, a dropped
         connection): the job's status is checked, and returned if it did start.
         """
+        self._unstarted = False
         try:
             return await self._resource.start(self.job_id, ptu_id=self._ptu_id)
         except (APIConnectionError, BadRequestError, ConflictError) as exc:
@@ -247,19 +251,28 @@ class BatchJob:
             interval = min(max_interval, interval * 1.5)
 
     async def _look(self, retry: RetryPolicy | None) -> JobStatusResponse:
-        """One status call of a wait; raises JobError for a job nobody started.
+        """One status call of a wait; a job still Accepted is not running.
 
-        A job leaves Accepted when ``start`` is called (its answer is already Pending), so
-        a wait that finds it there would wait for ever: it says so at once instead.
+        A job leaves Accepted when ``start`` is called. If this handle created it and
+        ``start`` was never called, the wait could only end by its timeout: JobError at
+        once. A handle that started it, or one attached by id, waits on (the job may be
+        started by another task, or the status may lag the start), and logs it once.
         """
         status = await self._resource.get_status(self.job_id, retry=retry)
         if status.job_state == JobState.ACCEPTED:
-            raise JobError(
-                f"job {self.job_id} was created but never started (state Accepted), so it "
-                "will never finish: upload its files and call start(), or run "
-                "transcribe_files again with the same manifest",
-                job_id=self.job_id,
-            )
+            if self._unstarted:
+                raise JobError(
+                    f"job {self.job_id} was created but never started (state Accepted), so "
+                    "waiting cannot end: upload its files and call start() first",
+                    job_id=self.job_id,
+                )
+            if not self._told_accepted:
+                self._told_accepted = True
+                logger.warning(
+                    "job %s is Accepted, not started: the wait ends when it starts and "
+                    "finishes, or at its timeout",
+                    self.job_id,
+                )
         return status
 
     # ------------------------------------------------------------------ results

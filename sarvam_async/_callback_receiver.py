@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from . import _constants as C
+from . import _options
 from .errors import (
     CallbackForbiddenError,
     CallbackPayloadError,
@@ -266,15 +267,14 @@ class CallbackConfig:
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(f"callback url must be an http(s) URL, got {url!r}")
-        if not safety_poll > 0:  # also rejects NaN
-            raise ConfigurationError("safety_poll must be positive seconds")
+        poll = _options.seconds(safety_poll, "safety_poll")
         if receiver is not None and not isinstance(receiver, CallbackReceiver):
             raise ConfigurationError(
                 f"receiver must be a CallbackReceiver (or left out), got {type(receiver).__name__}"
             )
         self.url = url
         self.receiver = receiver if receiver is not None else CallbackReceiver()
-        self.safety_poll = float(safety_poll)
+        self.safety_poll = float(poll or 0.0)
 
     def __repr__(self) -> str:
         return f"CallbackConfig(url={self.url!r}, safety_poll={self.safety_poll:g})"

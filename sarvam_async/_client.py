@@ -125,12 +125,9 @@ class AsyncSarvam:
             )
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
             raise ConfigurationError("ssl= takes an ssl.SSLContext (for a custom CA)")
-        _options.count(max_response_bytes, "max_response_bytes")
-        _options.count(max_transcript_bytes, "max_transcript_bytes")
-        _options.count(max_connections, "max_connections")
-        _options.count(max_transfers, "max_transfers")
-        _options.seconds(storage_stall_timeout, "storage_stall_timeout")
-        _options.seconds(storage_timeout, "storage_timeout", none=True)
+        max_response_bytes = int(_options.count(max_response_bytes, "max_response_bytes"))
+        max_connections = int(_options.count(max_connections, "max_connections"))
+        max_transfers = int(_options.count(max_transfers, "max_transfers"))
         if retry is not None:
             _options.instance(retry, RetryPolicy, "retry")
         if session is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
+from . import _options
 from ._batch_job import BatchJob, is_transient
 from ._callback_receiver import CallbackConfig, check_config
 from ._limiter import CLOSED
@@ -36,7 +37,6 @@ from .errors import (
     ClientClosedError,
     FileFailedError,
     ForbiddenError,
-    InvalidParameterError,
     JobError,
     ManifestError,
     SarvamError,
@@ -154,9 +154,9 @@ class FanOut:
             raise ClientClosedError(CLOSED)
         check_config(self._callback)
         self._out_dir = one_path(self._out_dir_arg, "output_dir")
-        max_jobs = self._max_jobs
-        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
-            raise InvalidParameterError("max_concurrent_jobs", "must be a whole number, 1 or more")
+        self._max_jobs = int(
+            _options.count(self._max_jobs, "max_concurrent_jobs", fail=_options.parameter)
+        )
         check_polling(self._poll_interval, timeout=self._job_timeout, timeout_field="job_timeout")
         self._params = self._resource.parameters(self._params)
         paths = local_paths(self._paths)

@@ -9,10 +9,10 @@ Messages never quote a secret: the API key and header values are described, not 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from . import _constants as C
 from .errors import ConfigurationError, InvalidParameterError
 
 __all__ = [
@@ -39,9 +39,18 @@ def parameter(name: str, message: str) -> Exception:
     return InvalidParameterError(name, message)
 
 
-def _header_safe(value: str) -> bool:
-    """Printable ASCII only: what an HTTP header value can carry unchanged."""
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+"""The characters of an HTTP header name (RFC 9110 token)."""
+
+
+def _printable_ascii(value: str) -> bool:
+    """What an API key is made of: visible ASCII and spaces."""
     return all(" " <= ch <= "~" for ch in value)
+
+
+def _header_value_safe(value: str) -> bool:
+    """No control character but tab (RFC 9110 field-value; obs-text above 0x7f allowed)."""
+    return all(ch == "\t" or (ch >= " " and ch != "\x7f") for ch in value)
 
 
 def api_key(value: object, *, source: str) -> str:
@@ -55,7 +64,7 @@ def api_key(value: object, *, source: str) -> str:
             f"the API key from {source} has spaces or a line break around it (often a "
             "trailing newline read from a file): strip it"
         )
-    if not _header_safe(value):
+    if not _printable_ascii(value):
         raise ConfigurationError(
             f"the API key from {source} holds a control or non-ASCII character: copy it "
             "again from the Sarvam dashboard"
@@ -64,7 +73,7 @@ def api_key(value: object, *, source: str) -> str:
 
 
 def extra_headers(value: object) -> dict[str, str]:
-    """``headers=``: a mapping of header names to values, both printable ASCII text."""
+    """``headers=``: a mapping of header names (HTTP tokens) to text values."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -73,13 +82,30 @@ def extra_headers(value: object) -> dict[str, str]:
         )
     checked: dict[str, str] = {}
     for name, item in value.items():
-        if not isinstance(name, str) or not name or not _header_safe(name) or " " in name:
-            raise ConfigurationError(f"headers: {name!r} is not a header name")
-        if not isinstance(item, str) or not _header_safe(item):
+        if not isinstance(name, str) or not name or not set(name) <= _TOKEN:
+            # not quoted: a malformed name may be a whole "Authorization: Bearer ..." line
+            raise ConfigurationError(
+                "headers: a name is not an HTTP header name (letters, digits and "
+                "!#$%&'*+-.^_`|~ only; the value goes in the mapping's value)"
+            )
+        if not isinstance(item, str) or not _header_value_safe(item):
             # the value may be a secret: name the header, never show the value
-            raise ConfigurationError(f"headers: the value of {name!r} must be printable ASCII text")
+            raise ConfigurationError(
+                f"headers: the value of {name!r} must be text without line breaks or other "
+                "control characters"
+            )
         checked[name] = item
     return checked
+
+
+def _real(value: object) -> float | None:
+    """A real number that is not a bool (int, float, Fraction, Decimal ...), or None.
+
+    Returned as is, typed as a float: it compares, converts and prints as one.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return cast(float, value)
 
 
 def seconds(
@@ -92,39 +118,49 @@ def seconds(
 ) -> float | None:
     """A duration in seconds: a real number over 0 (``zero``: or 0), or None if ``none``.
 
-    Infinity means no limit where None does; NaN is refused everywhere. A per-attempt
-    timeout also has a floor, ``MIN_TIMEOUT``.
+    Infinity (or a number too large for a float) means no limit; NaN is refused.
     """
     if value is None:
         if none:
             return None
         raise fail(name, "must be seconds, not None")
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise fail(name, f"must be a number of seconds, got {value!r}")
-    if value < 0 or (value == 0 and not zero):
+    real = _real(value)
+    if real is None:
+        raise fail(name, f"must be a number of seconds, got {type(value).__name__}")
+    try:
+        result = float(real)
+    except OverflowError:  # an int past float's range: as good as no limit
+        result = math.inf if real > 0 else -math.inf
+    if math.isnan(result):
+        raise fail(name, "must be a number of seconds, got NaN")
+    if result < 0 or (result == 0 and not zero):
         raise fail(name, f"must be {'0 or more' if zero else 'more than 0'} seconds, got {value}")
-    return float(value)
+    return result
 
 
 def call_timeout(value: object, name: str = "timeout", fail: Fail = parameter) -> float | None:
-    """A per-attempt timeout: None (no limit) or at least ``MIN_TIMEOUT`` seconds."""
-    timeout = seconds(value, name, fail=fail, none=True)
-    if timeout is not None and timeout < C.MIN_TIMEOUT:
-        raise fail(
-            name,
-            f"is seconds per attempt and must be at least {C.MIN_TIMEOUT} (no call can be "
-            f"sent in less), got {value}",
-        )
-    return timeout
+    """A per-attempt timeout: None (no limit) or seconds over 0."""
+    return seconds(value, name, fail=fail, none=True)
 
 
-def count(value: object, name: str, least: int = 1) -> int:
-    """A whole number of at least ``least`` (a constructor's option)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be a whole number, got {value!r}")
-    if value < least:
-        raise ConfigurationError(f"{name} must be at least {least}, got {value}")
-    return value
+def count(
+    value: object,
+    name: str,
+    least: int = 1,
+    *,
+    fail: Fail = configuration,
+    infinite: bool = False,
+) -> int | float:
+    """A whole number of at least ``least`` (``3.0`` counts; ``infinite``: so does inf)."""
+    real = _real(value)
+    if real is not None:
+        if infinite and real == math.inf:
+            return math.inf
+        if isinstance(real, int) or (math.isfinite(real) and real == int(real)):
+            if real < least:
+                raise fail(name, f"must be at least {least}, got {value}")
+            return int(real)
+    raise fail(name, f"must be a whole number, got {value!r}")
 
 
 def instance(value: object, cls: type[T], name: str, fail: Fail = configuration) -> T:

@@ -288,7 +288,12 @@ class _JobResource(Generic[P]):
         if config is not None:
             config.receiver.watch(init.job_id)
         return BatchJob(
-            self, init.job_id, storage=init.storage_container_type, ptu_id=ptu_id, callback=config
+            self,
+            init.job_id,
+            storage=init.storage_container_type,
+            ptu_id=ptu_id,
+            callback=config,
+            created=True,
         )
 
 

@@ -108,7 +108,8 @@ class RetryPolicy:
     jitter: Callable[[], float] = field(default=random.random, repr=False)
 
     def __post_init__(self) -> None:
-        _options.count(self.max_attempts, "RetryPolicy.max_attempts")
+        attempts = _options.count(self.max_attempts, "RetryPolicy.max_attempts", infinite=True)
+        object.__setattr__(self, "max_attempts", attempts)  # until the deadline, if inf
         for name in ("initial_delay", "max_delay", "deadline", "max_retry_after"):
             _options.seconds(getattr(self, name), f"RetryPolicy.{name}", zero=True)
         object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))

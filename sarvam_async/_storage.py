@@ -27,6 +27,7 @@ from typing import BinaryIO, Literal
 import aiohttp
 
 from . import _constants as C
+from . import _options
 from ._filenames import temporary_name
 from ._retry import RetryPolicy
 from ._transport import read_capped, status_error
@@ -34,7 +35,6 @@ from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
-    ConfigurationError,
     LocalWriteError,
     StorageError,
 )
@@ -94,10 +94,12 @@ class TransferLimits:
     max_download: int = C.MAX_TRANSCRIPT_BYTES
 
     def __post_init__(self) -> None:
-        if not self.stall > 0 or (self.total is not None and not self.total > 0):
-            raise ConfigurationError("storage timeouts must be positive seconds")
-        if self.max_download < 1:
-            raise ConfigurationError("max_transcript_bytes must be at least 1")
+        # the client's options of the same names: checked here, their one home
+        object.__setattr__(self, "stall", _options.seconds(self.stall, "storage_stall_timeout"))
+        total = _options.seconds(self.total, "storage_timeout", none=True)
+        object.__setattr__(self, "total", total)
+        limit = _options.count(self.max_download, "max_transcript_bytes")
+        object.__setattr__(self, "max_download", int(limit))
 
 
 class _Progress:

@@ -71,7 +71,6 @@ _PATH_RE = re.compile(r"at `(\$[^`]*)`")
 _NO_BODY_HEADERS = ("Content-Type",)  # aiohttp would add one to a POST without a body
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
-_HELD = 0.05  # seconds in the gate that read as held by the rate limiter, not scheduling
 _RATE_CODE = "rate_limit_exceeded_error"
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
@@ -415,7 +414,7 @@ def _out_of_time(endpoint: Endpoint[Any], final: bool, waited: float) -> APITime
     """
     where = (
         f"after {waited:.1f}s waiting for the client's rate limiter (client.stats shows the pace)"
-        if waited >= _HELD
+        if waited >= C.GATE_HELD_SECONDS
         else "before it could be sent"
     )
     return (DeadlineReached if final else APITimeoutError)(

@@ -121,6 +121,8 @@ def _unpickle(cls: type[SarvamError], args: tuple[Any, ...]) -> SarvamError:
 
     Pickle then restores the instance's attributes. Module-level, so pickles name it.
     """
+    if not (isinstance(cls, type) and issubclass(cls, SarvamError)):
+        raise TypeError("not a sarvam_async error")  # only reached by a forged pickle
     error = cls.__new__(cls)
     error.args = args  # set, not passed: OSError subclasses ignore __new__ arguments
     return error

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,11 @@ def _wav(path: Path) -> Path:
         ({"headers": [1]}, "headers"),
         ({"headers": {"X-Trace": "v\r\nX-Evil: 1"}}, "X-Trace"),
         ({"headers": {"bad name": "v"}}, "header name"),
+        ({"headers": {"X-A:": "v"}}, "header name"),
         ({"timeout": "5"}, "timeout"),
         ({"timeout": math.nan}, "timeout"),
-        ({"timeout": 0.0001}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": 10**400 * -1}, "timeout"),
         ({"max_connections": "10"}, "max_connections"),
         ({"max_connections": True}, "max_connections"),
         ({"max_response_bytes": None}, "max_response_bytes"),
@@ -61,6 +64,39 @@ def test_a_bad_option_is_a_configuration_error_naming_it(
         AsyncSarvam(**kwargs)
     assert KEY not in str(caught.value)
     assert "v\r\n" not in str(caught.value)  # a header's value may be a secret: never shown
+
+
+def test_a_refused_header_name_is_not_quoted_it_may_hold_a_token() -> None:
+    with pytest.raises(errors.ConfigurationError, match="header name") as caught:
+        AsyncSarvam(api_key=KEY, headers={"Authorization: Bearer tok_SECRET": ""})
+    assert "tok_SECRET" not in str(caught.value)
+
+
+async def test_options_that_always_worked_still_do(emulator: Emulator) -> None:
+    # whole numbers given as floats, Fractions, header values with a tab or obs-text,
+    # retrying until the deadline, numbers past float's range: all valid, all kept
+    async with AsyncSarvam(
+        api_key=KEY,
+        base_url=emulator.url,
+        headers={"X-User": "José", "X-Trace": "a\tb"},
+        max_connections=50.0,  # type: ignore[arg-type]
+        max_response_bytes=64e6,  # type: ignore[arg-type]
+        max_transcript_bytes=64e6,  # type: ignore[arg-type]
+        timeout=Fraction(30),  # type: ignore[arg-type]
+        storage_stall_timeout=10**400,
+        retry=RetryPolicy(max_attempts=math.inf, deadline=5),  # type: ignore[arg-type]
+    ) as c:
+        emulator.fail_next("status", 2, status=503)
+        with pytest.raises(errors.NotFoundError):
+            await c.speech_to_text_job.get_status("j", timeout=0.5)
+        with pytest.raises(errors.NotFoundError):
+            await c.speech_to_text_job.get_status("j", timeout=10**400)
+    sent = emulator.calls("status")[-1].headers
+    assert sent["x-user"] == "José" and sent["x-trace"] == "a\tb"
+    assert len(emulator.calls("status")) == 4  # two 503s ridden out, then two answers
+    assert RetryPolicy(max_attempts=3.0).max_attempts == 3  # type: ignore[arg-type]
+    with pytest.raises(errors.ConfigurationError, match="safety_poll"):
+        CallbackConfig("https://hooks.example.com/cb", safety_poll="5")  # type: ignore[arg-type]
 
 
 def test_a_key_read_from_the_environment_with_its_newline_is_refused_at_once(
@@ -89,7 +125,6 @@ def test_a_bad_retry_policy_is_a_configuration_error(kwargs: dict[str, Any]) -> 
         ({"timeout": math.nan}, "timeout"),
         ({"timeout": "1"}, "timeout"),
         ({"timeout": True}, "timeout"),
-        ({"timeout": 1e-6}, "timeout"),
         ({"retry": 3}, "retry"),
     ],
 )
@@ -201,6 +236,22 @@ async def test_waiting_on_a_job_nobody_started_says_so_at_once(
     listening = CallbackConfig("http://127.0.0.1:9/cb")
     with pytest.raises(errors.JobError, match="never started"):
         await asyncio.wait_for(job.wait_until_complete(timeout=600, callback=listening), 10)
+
+
+@pytest.mark.sarvam_emulator(job_duration=0.05)
+async def test_a_watcher_attached_by_id_waits_for_the_job_someone_else_starts(
+    sarvam_emulator: Emulator, sarvam_api_key: str, tmp_path: Path
+) -> None:
+    async with AsyncSarvam(api_key=sarvam_api_key, base_url=sarvam_emulator.url) as c:
+        creator = await c.speech_to_text_job.create_job()
+        watcher = await c.speech_to_text_job.get_job(creator.job_id)
+        waiting = asyncio.ensure_future(watcher.wait_until_complete(poll_interval=0.01))
+        await asyncio.sleep(0.1)  # the watcher has seen it Accepted, and waits on
+        assert not waiting.done()
+        await creator.upload_files([_wav(tmp_path / "a.wav")])
+        await creator.start()
+        final = await asyncio.wait_for(waiting, 30)
+    assert final.job_state.is_terminal
 
 
 async def test_a_session_passed_in_is_checked_for_its_type_only(emulator: Emulator) -> None:
