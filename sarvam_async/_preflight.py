@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _constants as C
+from . import _options
 from ._filenames import transcript_path
 from .errors import InvalidParameterError, UnsafeFileNameError
 
@@ -193,12 +194,11 @@ def check_polling(
 
 
 def _at_least(field: str, value: object, floor: float, *, strictly: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not value >= floor
-        or (strictly and not value > floor)
-    ):
+    try:  # a number of seconds, as everywhere (_options); then this bound
+        seconds = _options.seconds(value, field, fail=_options.parameter, zero=True)
+    except InvalidParameterError:
+        seconds = None
+    if seconds is None or seconds < floor or (strictly and seconds == floor):
         bound = "more than" if strictly else "at least"
         raise InvalidParameterError(
             field, f"must be a number of seconds, {bound} {floor:g}; got {value!r}"
