@@ -140,7 +140,7 @@ class AsyncSarvam:
             rate_limit = check_plan(
                 getattr(rate_limiter, "rate_limit", None), "rate_limiter.rate_limit"
             )
-        timeout = _options.call_timeout(timeout, "timeout", _options.configuration)
+        timeout = _options.seconds(timeout, "timeout", none=True)
         lag = _options.seconds(download_lag_timeout, "download_lag_timeout", zero=True)
         self._download_lag_timeout = float(lag or 0.0)
         self.base_url = base.rstrip("/")

@@ -17,7 +17,6 @@ from .errors import ConfigurationError, InvalidParameterError
 
 __all__ = [
     "api_key",
-    "call_timeout",
     "count",
     "extra_headers",
     "instance",
@@ -136,11 +135,6 @@ def seconds(
     if result < 0 or (result == 0 and not zero):
         raise fail(name, f"must be {'0 or more' if zero else 'more than 0'} seconds, got {value}")
     return result
-
-
-def call_timeout(value: object, name: str = "timeout", fail: Fail = parameter) -> float | None:
-    """A per-attempt timeout: None (no limit) or seconds over 0."""
-    return seconds(value, name, fail=fail, none=True)
 
 
 def count(

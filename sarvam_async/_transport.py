@@ -240,7 +240,7 @@ class Transport:
         ResponseValidationError, with ``attempts`` set.
         """
         if timeout is not USE_CLIENT_DEFAULT:
-            timeout = _options.call_timeout(timeout)
+            timeout = _options.seconds(timeout, "timeout", fail=_options.parameter, none=True)
         if retry is not None:
             _options.instance(retry, RetryPolicy, "retry", _options.parameter)
         if self._bind is not None:
