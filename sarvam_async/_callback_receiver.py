@@ -268,10 +268,8 @@ class CallbackConfig:
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(f"callback url must be an http(s) URL, got {url!r}")
         poll = _options.seconds(safety_poll, "safety_poll")
-        if receiver is not None and not isinstance(receiver, CallbackReceiver):
-            raise ConfigurationError(
-                f"receiver must be a CallbackReceiver (or left out), got {type(receiver).__name__}"
-            )
+        if receiver is not None:
+            _options.instance(receiver, CallbackReceiver, "receiver")
         self.url = url
         self.receiver = receiver if receiver is not None else CallbackReceiver()
         self.safety_poll = float(poll or 0.0)
