@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,7 +214,8 @@ class BatchJob:
         Raises InvalidParameterError, before polling, for a ``poll_interval`` under 0.01 s, a
         ``max_interval`` under 1 s (no busy polling) or a ``timeout`` not over 0.
         """
-        check_polling(poll_interval, max_interval, timeout)
+        poll_interval, most, timeout = check_polling(poll_interval, max_interval, timeout)
+        max_interval = C.POLL_MAX_INTERVAL if most is None else most
         policy = self._retry
         config = check_config(callback) if callback is not None else self._callback
         if config is not None:
@@ -492,6 +493,8 @@ def _pairs(
     paths: Sequence[str | os.PathLike[str]], names: Sequence[str] | None
 ) -> list[tuple[str, Path]]:
     resolved = local_paths(paths)
+    if names is not None and (isinstance(names, str) or not isinstance(names, Iterable)):
+        raise InvalidParameterError("names", "give a list of names, one per path")
     chosen = list(names) if names is not None else [p.name for p in resolved]
     if len(chosen) != len(resolved):
         raise InvalidParameterError("names", "give one name per path")

@@ -22,12 +22,12 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 import msgspec
 
 from . import _constants as C
 from . import _options
+from ._redact import redact_url
 from .errors import (
     CallbackForbiddenError,
     CallbackPayloadError,
@@ -86,10 +86,9 @@ class CallbackReceiver:
             raise ConfigurationError(
                 "a callback token travels in a header: no spaces at its ends, no control characters"
             )
-        if max_body_bytes < 1:
-            raise ConfigurationError("max_body_bytes must be at least 1")
+        limit = int(_options.count(max_body_bytes, "max_body_bytes"))
         self._token = token
-        self.max_body = max_body_bytes
+        self.max_body = limit
         """Largest body accepted, in bytes."""
         self._accepted = [bytes.fromhex(token_hash(token))]
         self._lock = threading.Lock()
@@ -132,8 +131,12 @@ class CallbackReceiver:
 
         The comparison takes the same time whichever accepted token, if any, matches.
         """
+        if not isinstance(headers, Mapping):
+            raise InvalidParameterError("headers", "give the request's headers as a mapping")
         given = _header(headers, C.CALLBACK_TOKEN_HEADER)
-        if given is None:
+        if isinstance(given, bytes | bytearray):  # raw ASGI / WSGI header values
+            given = bytes(given).decode("latin-1")
+        if not isinstance(given, str):
             raise CallbackUnauthorizedError(
                 f"no {C.CALLBACK_TOKEN_HEADER} header: this endpoint only takes Sarvam job "
                 "callbacks sent with the token given at initiate"
@@ -156,6 +159,8 @@ class CallbackReceiver:
         recorded then. Delivering the same event again is harmless (waits wake once).
         """
         self.check_token(headers)
+        if not isinstance(body, bytes | bytearray | memoryview):
+            raise InvalidParameterError("body", "give the request's body as bytes")
         if len(body) > self.max_body:
             raise CallbackTooLargeError(
                 f"callback body of {len(body)} bytes is over the {self.max_body}-byte limit"
@@ -264,9 +269,7 @@ class CallbackConfig:
         *,
         safety_poll: float = C.CALLBACK_SAFETY_POLL,
     ) -> None:
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError(f"callback url must be an http(s) URL, got {url!r}")
+        _options.http_url(url, "callback url", "https://your-service.example/sarvam-callback")
         poll = _options.seconds(safety_poll, "safety_poll")
         if receiver is not None:
             _options.instance(receiver, CallbackReceiver, "receiver")
@@ -275,7 +278,7 @@ class CallbackConfig:
         self.safety_poll = float(poll or 0.0)
 
     def __repr__(self) -> str:
-        return f"CallbackConfig(url={self.url!r}, safety_poll={self.safety_poll:g})"
+        return f"CallbackConfig(url={redact_url(self.url)!r}, safety_poll={self.safety_poll:g})"
 
     def as_api(self) -> BulkJobCallback:
         """The ``callback`` object sent at initiate (the token included)."""

@@ -10,7 +10,6 @@ import ssl as _ssl
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -112,11 +111,7 @@ class AsyncSarvam:
         if base_url is not None:
             _options.instance(base_url, str, "base_url")
         base = base_url or os.environ.get(C.BASE_URL_ENV) or C.DEFAULT_BASE_URL
-        parts = urlsplit(base)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigurationError(
-                f"base_url must be an http(s) URL such as {C.DEFAULT_BASE_URL}, got {base!r}"
-            )
+        parts = _options.http_url(base, "base_url", C.DEFAULT_BASE_URL)
         if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
             raise ConfigurationError(
                 f"refusing plain http:// to {parts.hostname}: the API key would travel "

@@ -157,7 +157,9 @@ class FanOut:
         self._max_jobs = int(
             _options.count(self._max_jobs, "max_concurrent_jobs", fail=_options.parameter)
         )
-        check_polling(self._poll_interval, timeout=self._job_timeout, timeout_field="job_timeout")
+        self._poll_interval, _, self._job_timeout = check_polling(
+            self._poll_interval, timeout=self._job_timeout, timeout_field="job_timeout"
+        )
         self._params = self._resource.parameters(self._params)
         paths = local_paths(self._paths)
         if self._manifest is not None:

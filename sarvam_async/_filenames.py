@@ -48,6 +48,16 @@ def is_plain_file_name(name: str) -> bool:
     )
 
 
+def is_utf8(text: str) -> bool:
+    """True unless ``text`` holds a lone surrogate (``os.fsdecode`` of undecodable bytes):
+    JSON, URLs and the API carry only what encodes as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def unsafe_on_windows(name: str) -> str | None:
     """Why a plain ``name`` would not stay a file in its folder on Windows, or None."""
     if ":" in name:
@@ -106,9 +116,19 @@ def check_file_names(files: list[str], field: str = "files") -> None:
     if len(set(files)) != len(files):
         dupes = sorted({f for f in files if files.count(f) > 1})
         raise InvalidParameterError(field, f"file names must be unique: {dupes}")
-    for name in files:
+    for index, name in enumerate(files):
+        if not isinstance(name, str):
+            raise InvalidParameterError(
+                f"{field}[{index}]", f"a {type(name).__name__} is not a file name; give str names"
+            )
         if not is_plain_file_name(name):
             raise InvalidParameterError(field, f"not a plain file name: {name!r}")
+        if not is_utf8(name):
+            raise InvalidParameterError(
+                field,
+                f"{name!r} is not valid Unicode (a name from bytes the file system could not "
+                "decode): rename the file, or pass names=",
+            )
 
 
 def unique_names(paths: Iterable[Path], reserved: Mapping[str, str] | None = None) -> list[str]:

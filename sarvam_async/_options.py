@@ -8,17 +8,21 @@ Messages never quote a secret: the API key and header values are described, not 
 
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from collections.abc import Callable, Mapping
 from typing import TypeVar, cast
+from urllib.parse import SplitResult, urlsplit
 
+from ._redact import redact_url
 from .errors import ConfigurationError, InvalidParameterError
 
 __all__ = [
     "api_key",
     "count",
     "extra_headers",
+    "http_url",
     "instance",
     "seconds",
 ]
@@ -102,7 +106,7 @@ def _real(value: object) -> float | None:
 
     Returned as is, typed as a float: it compares, converts and prints as one.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | decimal.Decimal):
         return None
     return cast(float, value)
 
@@ -138,14 +142,10 @@ def seconds(
 
 
 def count(
-    value: object,
-    name: str,
-    least: int = 1,
-    *,
-    fail: Fail = configuration,
-    infinite: bool = False,
+    value: object, name: str, least: int = 1, *, fail: Fail = configuration, infinite: bool = False
 ) -> int | float:
-    """A whole number of at least ``least`` (``3.0`` counts; ``infinite``: so does inf)."""
+    """A whole number of at least ``least`` (``3.0``, ``Decimal(3)`` count too); with
+    ``infinite``, also ``math.inf`` (no cap), returned as a float."""
     real = _real(value)
     if real is not None:
         if infinite and real == math.inf:
@@ -155,6 +155,22 @@ def count(
                 raise fail(name, f"must be at least {least}, got {value}")
             return int(real)
     raise fail(name, f"must be a whole number, got {value!r}")
+
+
+def http_url(value: object, name: str, example: str) -> SplitResult:
+    """An http(s) URL with a host, split; ConfigurationError shows it without credentials."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a str, got {type(value).__name__}")
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # "https://[::1": a bracket never closed
+        ok = False
+    if not ok:
+        raise ConfigurationError(
+            f"{name} must be an http(s) URL such as {example}, got {redact_url(value)!r}"
+        )
+    return parts
 
 
 def instance(value: object, cls: type[T], name: str, fail: Fail = configuration) -> T:

@@ -64,7 +64,18 @@ def local_paths(paths: object, field: str = "paths") -> list[Path]:
 def _as_path(value: object) -> Path | None:
     """``value`` as a Path if it is a ``str`` or a ``str`` ``os.PathLike``; else None."""
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
-    return Path(text) if isinstance(text, str) else None
+    if not isinstance(text, str) or "\x00" in text:  # no file system takes a NUL
+        return None
+    return Path(text)
+
+
+def _not_a_path(value: object) -> str:
+    """Why ``value`` is no path, for a message; the value itself is never quoted (it may be
+    a whole file's bytes)."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if isinstance(text, str):
+        return "a path cannot hold a NUL character (no file system takes one)"
+    return f"a {type(value).__name__} is not a path"
 
 
 def one_path(value: object, field: str) -> Path:
@@ -73,8 +84,7 @@ def one_path(value: object, field: str) -> Path:
     path = _as_path(value)
     if path is None:
         raise InvalidParameterError(
-            field,
-            f"give a folder or file path as a str or pathlib.Path, not {type(value).__name__}",
+            field, f"{_not_a_path(value)}; give a folder or file path as a str or pathlib.Path"
         )
     return path
 
@@ -85,8 +95,8 @@ def _local_path(item: object, index: int, field: str) -> Path:
         # The item itself is not quoted: it may be a whole file's bytes.
         raise InvalidParameterError(
             f"{field}[{index}]",
-            f"a {type(item).__name__} is not a path; give a str or pathlib.Path for each file "
-            "(decode bytes paths with os.fsdecode)",
+            f"{_not_a_path(item)}; give a str or pathlib.Path for each file (decode bytes "
+            "paths with os.fsdecode)",
         )
     return path
 
@@ -175,25 +185,29 @@ def check_output_names(folder: Path, inputs: Iterable[tuple[str, Path]]) -> None
 
 
 def check_polling(
-    poll_interval: float,
-    max_interval: float | None = None,
-    timeout: float | None = None,
+    poll_interval: object,
+    max_interval: object = None,
+    timeout: object = None,
     *,
     timeout_field: str = "timeout",
-) -> None:
-    """Refuse a busy poll (below the floors in ``_constants``) and a bad time limit.
+) -> tuple[float, float | None, float | None]:
+    """Refuse a busy poll (below the floors in ``_constants``) and a bad time limit; returns
+    the three as floats (a Fraction, a Decimal or an int past float's range converted).
 
     A time limit of zero is refused too: a wait looks at the job over the network, and no
     answer comes in no time (``get_status()`` looks once, on the client's own timeout).
     """
-    _at_least("poll_interval", poll_interval, C.MIN_POLL_INTERVAL)
+    poll = _at_least("poll_interval", poll_interval, C.MIN_POLL_INTERVAL)
+    most = None
     if max_interval is not None:
-        _at_least("max_interval", max_interval, C.MIN_POLL_MAX_INTERVAL)
+        most = _at_least("max_interval", max_interval, C.MIN_POLL_MAX_INTERVAL)
+    limit = None
     if timeout is not None:
-        _at_least(timeout_field, timeout, 0.0, strictly=True)
+        limit = _at_least(timeout_field, timeout, 0.0, strictly=True)
+    return poll, most, limit
 
 
-def _at_least(field: str, value: object, floor: float, *, strictly: bool = False) -> None:
+def _at_least(field: str, value: object, floor: float, *, strictly: bool = False) -> float:
     try:  # a number of seconds, as everywhere (_options); then this bound
         seconds = _options.seconds(value, field, fail=_options.parameter, zero=True)
     except InvalidParameterError:
@@ -203,3 +217,4 @@ def _at_least(field: str, value: object, floor: float, *, strictly: bool = False
         raise InvalidParameterError(
             field, f"must be a number of seconds, {bound} {floor:g}; got {value!r}"
         )
+    return seconds

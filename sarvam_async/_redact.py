@@ -34,8 +34,16 @@ def redact(text: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its query string (a presigned URL's signature is a credential)."""
-    parts = urlsplit(url)
-    if not parts.query:
+    """``url`` without its query string (a presigned URL's signature is a credential) or its
+    user info (``user:password@``); a URL that does not parse is not shown at all."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a malformed URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+    elif not parts.query:
         return redact(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}?{REDACTED}"
+    query = f"?{REDACTED}" if parts.query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}"

@@ -16,7 +16,7 @@ import msgspec
 
 from ._callback_receiver import CallbackConfig, check_config
 from ._download_lag import wait_out_lag
-from ._filenames import check_file_names
+from ._filenames import check_file_names, is_utf8
 from ._retry import RetryPolicy
 from ._transport import Endpoint, Transport
 from ._types import USE_CLIENT_DEFAULT, Timeout
@@ -92,8 +92,8 @@ def _query(ptu_id: int | None) -> dict[str, str] | None:
 
 
 def _job_id(job_id: str) -> str:
-    if not isinstance(job_id, str) or not job_id:
-        raise InvalidParameterError("job_id", "must be a non-empty string")
+    if not isinstance(job_id, str) or not job_id or not is_utf8(job_id):
+        raise InvalidParameterError("job_id", "must be a non-empty string (valid Unicode)")
     return job_id
 
 

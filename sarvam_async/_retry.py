@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -27,6 +27,7 @@ from .errors import (
     APIError,
     APIStatusError,
     APITimeoutError,
+    ConfigurationError,
 )
 
 __all__ = ["DeadlineReached", "RetryPolicy", "parse_retry_after"]
@@ -108,11 +109,22 @@ class RetryPolicy:
     jitter: Callable[[], float] = field(default=random.random, repr=False)
 
     def __post_init__(self) -> None:
+        # the checked values are kept: a Decimal or an int past float's range as a float
         attempts = _options.count(self.max_attempts, "RetryPolicy.max_attempts", infinite=True)
-        object.__setattr__(self, "max_attempts", attempts)  # until the deadline, if inf
+        object.__setattr__(self, "max_attempts", attempts)  # inf: until the deadline
         for name in ("initial_delay", "max_delay", "deadline", "max_retry_after"):
-            _options.seconds(getattr(self, name), f"RetryPolicy.{name}", zero=True)
-        object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
+            value = _options.seconds(getattr(self, name), f"RetryPolicy.{name}", zero=True)
+            object.__setattr__(self, name, value)
+        statuses = self.retry_statuses
+        if isinstance(statuses, str | bytes) or not isinstance(statuses, Iterable):
+            raise ConfigurationError("RetryPolicy.retry_statuses must be a set of HTTP statuses")
+        checked = frozenset(statuses)
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in checked):
+            raise ConfigurationError("RetryPolicy.retry_statuses must hold int statuses")
+        object.__setattr__(self, "retry_statuses", checked)
+        for name in ("sleep", "clock", "jitter"):
+            if not callable(getattr(self, name)):
+                raise ConfigurationError(f"RetryPolicy.{name} must be callable")
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
@@ -187,7 +199,7 @@ class RetryPolicy:
                 exc = _failure(state)
                 status = getattr(exc, "status_code", None) or type(exc).__name__
                 logger.info(
-                    "retrying %s: %s on attempt %d/%d, next in %.3fs (request_id=%s)",
+                    "retrying %s: %s on attempt %d/%s, next in %.3fs (request_id=%s)",
                     describe,
                     status,
                     state.attempt_number,

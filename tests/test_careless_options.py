@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sarvam_async import AsyncSarvam, CallbackConfig, RetryPolicy, errors
+from sarvam_async import AsyncSarvam, CallbackConfig, CallbackReceiver, RetryPolicy, errors
 from sarvam_async.models import MAX_FILES_PER_JOB
 from sarvam_async.testing import Emulator
 
@@ -261,3 +262,100 @@ async def test_a_session_passed_in_is_checked_for_its_type_only(emulator: Emulat
     ):
         with pytest.raises(errors.NotFoundError):
             await c.speech_to_text_job.get_status("j")
+
+
+async def test_numbers_of_any_real_kind_are_used_converted(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # before: a Decimal was refused, and a Fraction or a huge int passed the checks only
+    # to fail later as an untyped TypeError or OverflowError where the raw value was used
+    policy = RetryPolicy(deadline=10**400, initial_delay=Decimal("0.01"))
+    assert policy.deadline == math.inf and policy.initial_delay == 0.01
+    async with AsyncSarvam(
+        api_key=KEY,
+        base_url=emulator.url,
+        retry=policy,
+        download_lag_timeout=Decimal("5"),  # type: ignore[arg-type]
+        max_connections=Decimal(10),  # type: ignore[arg-type]
+    ) as c:
+        emulator.fail_next("status", 1, status=503)
+        with pytest.raises(errors.NotFoundError):
+            await c.speech_to_text_job.get_status("j")
+        job = await c.speech_to_text_job.create_job()
+        watcher = await c.speech_to_text_job.get_job(job.job_id)
+        with pytest.raises(errors.JobTimeoutError):
+            await watcher.wait_until_complete(
+                timeout=Fraction(1, 2),  # type: ignore[arg-type]
+                poll_interval=Fraction(1, 20),  # type: ignore[arg-type]
+            )
+    with pytest.raises(errors.ConfigurationError, match="whole number"):
+        AsyncSarvam(api_key=KEY, max_connections=2.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"retry_statuses": "503"},  # before: the set {"5", "0", "3"}: 503 never retried
+        {"retry_statuses": 5},
+        {"clock": 5},
+        {"sleep": None},
+    ],
+)
+def test_a_retry_policy_field_of_the_wrong_kind_is_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(errors.ConfigurationError, match="RetryPolicy"):
+        RetryPolicy(**kwargs)
+
+
+async def test_paths_names_and_ids_the_api_cannot_carry_are_refused_before_sending(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
+    # before: ValueError (embedded null byte) and UnicodeEncodeError escaped, or a job
+    # failed "unexpectedly"; a lone string of names was spread into one name per letter
+    audio = [_wav(tmp_path / "a.wav"), _wav(tmp_path / "b.wav")]
+    undecodable = "\udcfe.wav"  # what os.fsdecode makes of a name that is not UTF-8
+    resource = client.speech_to_text_job
+    with pytest.raises(errors.InvalidParameterError, match="NUL"):
+        async for _ in client.transcribe_files(audio, output_dir=str(tmp_path) + "/o\x00"):
+            pass
+    with pytest.raises(errors.InvalidParameterError, match="NUL"):
+        async for _ in client.transcribe_files([str(audio[0]) + "\x00"], output_dir=tmp_path):
+            pass
+    with pytest.raises(errors.InvalidParameterError, match="Unicode"):
+        await resource.get_upload_links(job_id="j", files=[undecodable])
+    with pytest.raises(errors.InvalidParameterError, match="job_id"):
+        await resource.get_status("\ud800")
+    job = await resource.get_job("j")
+    with pytest.raises(errors.InvalidParameterError, match="names"):
+        await job.upload_files(audio, names="ab")  # type: ignore[arg-type]
+    with pytest.raises(errors.InvalidParameterError, match=r"files\[0\]"):
+        await job.upload_files(audio[:1], names=[5])  # type: ignore[list-item]
+    assert emulator.requests == []
+
+
+def test_urls_with_credentials_are_never_shown_and_malformed_ones_are_typed() -> None:
+    for make in (
+        lambda url: AsyncSarvam(api_key=KEY, base_url=url),
+        lambda url: CallbackConfig(url),
+    ):
+        with pytest.raises(errors.ConfigurationError) as caught:
+            make("ftp://user:SECRETPW@h.example/cb?token=SECRETTOK")
+        assert "SECRET" not in str(caught.value)
+        with pytest.raises(errors.ConfigurationError, match="malformed"):
+            make("https://[::1")  # before: urllib's ValueError
+    config = CallbackConfig("https://user:SECRETPW@h.example/cb?sig=SECRETSIG")
+    assert "SECRET" not in repr(config)
+
+
+async def test_a_receiver_takes_raw_header_values_and_types_a_bad_call(
+    emulator: Emulator,
+) -> None:
+    receiver = CallbackReceiver()
+    raw = {"x-sarvam-job-callback-token": receiver.token.encode()}  # an ASGI server's bytes
+    with pytest.raises(errors.CallbackPayloadError):  # past the token: the body is checked
+        receiver.receive(b"{}", raw)  # type: ignore[arg-type]
+    with pytest.raises(errors.InvalidParameterError, match="headers"):
+        receiver.receive(b"{}", None)  # type: ignore[arg-type]
+    with pytest.raises(errors.InvalidParameterError, match="body"):
+        receiver.receive(None, {"x-sarvam-job-callback-token": receiver.token})  # type: ignore[arg-type]
+    with pytest.raises(errors.ConfigurationError, match="max_body_bytes"):
+        CallbackReceiver(max_body_bytes="1")  # type: ignore[arg-type]
