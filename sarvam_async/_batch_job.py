@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
+from . import _options
 from ._callback_receiver import CallbackConfig, check_config
 from ._callback_wait import look_budget, pause_before_next_look, wait_for_callback
 from ._filenames import check_file_names, is_plain_file_name, transcript_path
@@ -282,6 +283,7 @@ class BatchJob:
         """One entry per input file of the job: state, output name, error message."""
         if status is None:
             status = await self.get_status()
+        _options.instance(status, JobStatusResponse, "status", _options.parameter)
         return file_results(status)
 
     async def download_outputs(
@@ -300,7 +302,9 @@ class BatchJob:
         if the job has not finished.
         """
         folder = one_path(output_dir, "output_dir")
-        if status is None:
+        if status is not None:
+            _options.instance(status, JobStatusResponse, "status", _options.parameter)
+        else:
             status = await self.get_status()
         return await self.collect(status, folder, {}, progress)
 

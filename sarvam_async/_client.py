@@ -135,6 +135,13 @@ class AsyncSarvam:
             rate_limit = check_plan(
                 getattr(rate_limiter, "rate_limit", None), "rate_limiter.rate_limit"
             )
+        if rate_limiter is not None and not all(
+            hasattr(rate_limiter, member) for member in ("attach", "joined", "turn", "on_answer")
+        ):
+            raise ConfigurationError(
+                "rate_limiter must be a RedisRateLimiter (or another SharedLimiter), got "
+                f"{type(rate_limiter).__name__}"
+            )
         timeout = _options.seconds(timeout, "timeout", none=True)
         lag = _options.seconds(download_lag_timeout, "download_lag_timeout", zero=True)
         self._download_lag_timeout = float(lag or 0.0)

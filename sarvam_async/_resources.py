@@ -122,7 +122,10 @@ def _convert(value: Any, type_: type[Any], field: str) -> Any:
     if value is None:
         return None
     if isinstance(value, type_):
-        value = msgspec.to_builtins(value)
+        try:
+            value = msgspec.to_builtins(value)
+        except TypeError as exc:  # a field set to something JSON cannot carry
+            raise InvalidParameterError(field, f"a field's value cannot be sent: {exc}") from None
     elif not isinstance(value, Mapping):
         raise InvalidParameterError(field, f"expected {type_.__name__} or a mapping")
     try:

@@ -17,7 +17,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sarvam_async import AsyncSarvam, CallbackConfig, CallbackReceiver, RetryPolicy, errors
+from sarvam_async import (
+    AsyncSarvam,
+    CallbackConfig,
+    CallbackReceiver,
+    RetryPolicy,
+    SpeechToTextJobParameters,
+    errors,
+)
 from sarvam_async.models import MAX_FILES_PER_JOB
 from sarvam_async.testing import Emulator
 
@@ -359,3 +366,21 @@ async def test_a_receiver_takes_raw_header_values_and_types_a_bad_call(
         receiver.receive(None, {"x-sarvam-job-callback-token": receiver.token})  # type: ignore[arg-type]
     with pytest.raises(errors.ConfigurationError, match="max_body_bytes"):
         CallbackReceiver(max_body_bytes="1")  # type: ignore[arg-type]
+
+
+async def test_wrong_kinds_of_status_parameters_and_limiters_are_typed(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
+    # before: AttributeError ('job_state', 'attach') and msgspec's TypeError escaped
+    job = await client.speech_to_text_job.get_job("j")
+    with pytest.raises(errors.InvalidParameterError, match="status"):
+        await job.download_outputs(tmp_path, status=42)  # type: ignore[arg-type]
+    with pytest.raises(errors.InvalidParameterError, match="status"):
+        await job.get_file_results(42)  # type: ignore[arg-type]
+    with pytest.raises(errors.InvalidParameterError, match="job_parameters"):
+        await client.speech_to_text_job.create_job(
+            job_parameters=SpeechToTextJobParameters(with_timestamps=object())  # type: ignore[arg-type]
+        )
+    assert emulator.requests == []
+    with pytest.raises(errors.ConfigurationError, match="rate_limiter"):
+        AsyncSarvam(api_key=KEY, rate_limiter=5)  # type: ignore[arg-type]
