@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -271,6 +272,12 @@ class CallbackConfig:
     ) -> None:
         _options.http_url(url, "callback url", "https://your-service.example/sarvam-callback")
         poll = _options.seconds(safety_poll, "safety_poll")
+        if poll is None or not C.MIN_POLL_INTERVAL <= poll < math.inf:
+            # infinite: a lost callback would be waited on for ever; tiny: a busy poll
+            raise ConfigurationError(
+                f"safety_poll must be finite seconds, at least {C.MIN_POLL_INTERVAL:g}, "
+                f"got {safety_poll!r}"
+            )
         if receiver is not None:
             _options.instance(receiver, CallbackReceiver, "receiver")
         self.url = url

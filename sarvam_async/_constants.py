@@ -285,3 +285,7 @@ VERSION = "0.1.0"
 """The package version: ``__version__``, the user agent and the built distribution read it."""
 USER_AGENT = f"sarvam-async/{VERSION}"
 """Sent on every API call, so the service can tell this client's traffic apart."""
+
+DEMO_MAX_FILES = 10_000
+"""Most files ``sarvam-async demo --files`` generates: about 80 MB of WAV in a temporary
+folder, minutes of a demo. A typo of more zeros must not fill the disk."""

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from . import _options
 from ._ratecontrol import Phase, RateController, Signal, Ticket
 from .errors import ClientClosedError, ConfigurationError
 
@@ -53,9 +54,13 @@ def check_plan(value: object, name: str) -> float | None:
     ConfigurationError naming ``name``."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+    try:
+        plan = _options.seconds(value, name)  # a positive real number, as a float
+    except ConfigurationError:
+        plan = None
+    if plan is None or not math.isfinite(plan):
         raise ConfigurationError(f"{name} is requests per minute and must be positive")
-    return float(value)
+    return plan
 
 
 class SharedLimiter(Protocol):

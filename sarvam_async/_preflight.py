@@ -64,7 +64,7 @@ def local_paths(paths: object, field: str = "paths") -> list[Path]:
 def _as_path(value: object) -> Path | None:
     """``value`` as a Path if it is a ``str`` or a ``str`` ``os.PathLike``; else None."""
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
-    if not isinstance(text, str) or "\x00" in text:  # no file system takes a NUL
+    if not isinstance(text, str) or not text or "\x00" in text:  # "": the current folder
         return None
     return Path(text)
 
@@ -73,6 +73,8 @@ def _not_a_path(value: object) -> str:
     """Why ``value`` is no path, for a message; the value itself is never quoted (it may be
     a whole file's bytes)."""
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if text == "":
+        return "an empty path would mean the current folder"
     if isinstance(text, str):
         return "a path cannot hold a NUL character (no file system takes one)"
     return f"a {type(value).__name__} is not a path"

@@ -73,6 +73,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
+from . import _options
 from ._limiter import Overdue, check_plan
 from ._ratecontrol import Signal
 from ._tasks import close_at_loop_end, within
@@ -236,6 +237,29 @@ class _Turns:
         self._busy = False
 
 
+def _finite_seconds(value: object, name: str, *, zero: bool = False) -> float:
+    """A finite number of seconds (a key that never expires, or a wait that never ends, is
+    not a setting); ConfigurationError otherwise."""
+    seconds = _options.seconds(value, name, zero=zero)
+    if seconds is None or not math.isfinite(seconds):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}")
+    return seconds
+
+
+def _check_redis_url(url: str) -> None:
+    """Refuse a Redis URL redis-py could not use, where it is given, not at the first call;
+    the message never shows the URL (it may hold a password)."""
+    from redis.asyncio.connection import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        reason = str(exc).split(":", 1)[0] if "://" not in str(exc) else "it does not parse"
+        raise ConfigurationError(
+            f"redis must be a URL such as redis://host:6379/0 ({reason})"
+        ) from None
+
+
 def account_key(account: str) -> str:
     """The Redis key of an account's state: a hash of its name (or API key), never the name."""
     digest = hashlib.sha256(b"sarvam_async rate account\0" + account.encode()).hexdigest()
@@ -275,12 +299,20 @@ class RedisRateLimiter:
                 "RedisRateLimiter needs the redis client: pip install 'sarvam-async[redis]'"
             ) from None
         rate_limit = check_plan(rate_limit, "rate_limit")
-        if not (key_ttl > 0 and timeout > 0 and rejoin_interval >= 0):
-            raise ConfigurationError(
-                "key_ttl and timeout must be positive seconds, rejoin_interval 0 or more"
-            )
-        if account is not None and not account:
+        key_ttl = _finite_seconds(key_ttl, "key_ttl")
+        timeout = _finite_seconds(timeout, "timeout")
+        rejoin_interval = _finite_seconds(rejoin_interval, "rejoin_interval", zero=True)
+        if not callable(clock):
+            raise ConfigurationError("clock must be callable")
+        if account is not None and (not isinstance(account, str) or not account):
             raise ConfigurationError("account must be a non-empty name (or None: the API key)")
+        if isinstance(redis, str):
+            _check_redis_url(redis)
+        elif not isinstance(redis, _Redis):
+            raise ConfigurationError(
+                "redis must be a redis:// URL or a redis.asyncio.Redis client, got "
+                f"{type(redis).__name__}"
+            )
         self._url = redis if isinstance(redis, str) else None
         self._redis: Redis | None = None if isinstance(redis, str) else redis
         self._redis_class = _Redis

@@ -22,6 +22,7 @@ from . import _constants as C
 from . import _options
 from ._limiter import Limiter, Overdue
 from ._ratecontrol import Signal
+from ._redact import REDACTED
 from ._retry import DeadlineReached, RetryPolicy, parse_retry_after
 from ._types import USE_CLIENT_DEFAULT, Timeout
 from .errors import (
@@ -219,10 +220,18 @@ class Transport:
         self._max_body = max_body
         self._base = base_url.rstrip("/")
         self._headers = dict(headers)
+        key = self._headers.get(C.API_KEY_HEADER, "")
+        self._key = key.encode() if key else None  # scrubbed from answers quoting it
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._timeout = timeout
         self.retry = retry
         self.limiter = limiter
+
+    def _scrub(self, raw: bytes) -> bytes:
+        """``raw`` without the API key, which a server may quote ("invalid key: sk_...")."""
+        if self._key is not None and self._key in raw:
+            return raw.replace(self._key, REDACTED.encode())
+        return raw
 
     async def request(
         self,
@@ -327,6 +336,7 @@ class Transport:
                 if 200 <= status < 300:
                     signal = Signal.ACCEPTED
                 else:
+                    raw = self._scrub(raw)
                     err = status_error(
                         status,
                         raw,
@@ -386,7 +396,7 @@ class Transport:
                 "request id",
                 status_code=status or 0,
                 request_id=request_id,
-                body=raw[:_BODY_KEEP].decode("utf-8", "replace"),
+                body=self._scrub(raw[:_BODY_KEEP]).decode("utf-8", "replace"),
                 method=endpoint.method,
                 path=endpoint.path,
             )
@@ -401,7 +411,7 @@ class Transport:
                 json_path=match.group(1) if match else None,
                 status_code=status or 0,
                 request_id=request_id,
-                body=raw[:_BODY_KEEP].decode("utf-8", "replace"),
+                body=self._scrub(raw[:_BODY_KEEP]).decode("utf-8", "replace"),
                 method=endpoint.method,
                 path=endpoint.path,
             ) from None

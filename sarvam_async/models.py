@@ -407,11 +407,11 @@ class BulkJobCallback(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=
 
     def __repr__(self) -> str:
         token = "" if self.auth_token is None else ", auth_token='***'"
-        return f"BulkJobCallback(url={self.url!r}{token})"
+        return f"BulkJobCallback(url={redact_url(self.url)!r}{token})"
 
     def __rich_repr__(self) -> list[tuple[str, Any]]:
         token = [] if self.auth_token is None else [("auth_token", "***")]
-        return [("url", self.url), *token]
+        return [("url", redact_url(self.url)), *token]
 
 
 class JobCallback(msgspec.Struct, frozen=True):

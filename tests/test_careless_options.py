@@ -25,7 +25,7 @@ from sarvam_async import (
     SpeechToTextJobParameters,
     errors,
 )
-from sarvam_async.models import MAX_FILES_PER_JOB
+from sarvam_async.models import MAX_FILES_PER_JOB, BulkJobCallback
 from sarvam_async.testing import Emulator
 
 from .conftest import KEY
@@ -384,3 +384,51 @@ async def test_wrong_kinds_of_status_parameters_and_limiters_are_typed(
     assert emulator.requests == []
     with pytest.raises(errors.ConfigurationError, match="rate_limiter"):
         AsyncSarvam(api_key=KEY, rate_limiter=5)  # type: ignore[arg-type]
+
+
+def test_a_redis_limiter_is_checked_where_it_is_built() -> None:
+    # before: a bad URL passed, then a public call raised redis-py's ValueError; other
+    # options raised TypeError, or were taken and left the limiter silently unusable
+    from sarvam_async import RedisRateLimiter
+
+    for kwargs in (
+        {"redis": "redis://:SECRETPW@127.0.0.1:notaport/0"},
+        {"redis": "http://host:6379"},
+        {"redis": 12345},
+        {"redis": "redis://127.0.0.1", "key_ttl": "10"},
+        {"redis": "redis://127.0.0.1", "key_ttl": math.inf},
+        {"redis": "redis://127.0.0.1", "account": 123},
+        {"redis": "redis://127.0.0.1", "rate_limit": 10**400},
+        {"redis": "redis://127.0.0.1", "clock": "x"},
+    ):
+        with pytest.raises(errors.ConfigurationError) as caught:
+            RedisRateLimiter(**kwargs)  # type: ignore[arg-type]
+        assert "SECRETPW" not in str(caught.value)
+    with pytest.raises(errors.ConfigurationError, match="rate_limit"):
+        AsyncSarvam(api_key=KEY, rate_limit=10**400)  # before: OverflowError
+
+
+async def test_the_key_a_server_quotes_back_is_scrubbed(emulator: Emulator) -> None:
+    async with AsyncSarvam(api_key=KEY, base_url=emulator.url) as c:
+        emulator.fail_next("status", 1, status=403, message=f"Invalid API key {KEY}")
+        with pytest.raises(errors.ForbiddenError) as caught:
+            await c.speech_to_text_job.get_status("j")
+    assert KEY not in str(caught.value) and KEY not in caught.value.body
+    assert "SECRET" not in repr(
+        BulkJobCallback(url="https://h.example/cb?token=SECRETQ", auth_token="x")
+    )
+
+
+@pytest.mark.parametrize("poll", [math.inf, 1e-300])
+def test_a_safety_poll_that_never_comes_or_busy_polls_is_refused(poll: float) -> None:
+    with pytest.raises(errors.ConfigurationError, match="safety_poll"):
+        CallbackConfig("https://hooks.example.com/cb", safety_poll=poll)
+
+
+async def test_an_empty_path_is_not_the_current_folder(
+    client: AsyncSarvam, emulator: Emulator, tmp_path: Path
+) -> None:
+    with pytest.raises(errors.InvalidParameterError, match="empty path"):
+        async for _ in client.transcribe_files([_wav(tmp_path / "a.wav")], output_dir=""):
+            pass
+    assert emulator.requests == []

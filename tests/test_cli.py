@@ -99,6 +99,36 @@ async def test_a_key_with_its_newline_exits_2_naming_where_it_came_from(
     assert emulator.requests == []
 
 
+async def test_empty_paths_and_malformed_callback_urls_are_usage_errors(tmp_path: Path) -> None:
+    # before: '' (an unset variable) transcribed the current folder, and a malformed
+    # --callback-url printed a traceback
+    (wav,) = _wavs(tmp_path, "a.wav")
+    runs = await asyncio.gather(
+        cli("transcribe", "", "--out", str(tmp_path / "o"), "--api-key", "k"),
+        cli("transcribe", str(wav), "--out", "", "--api-key", "k"),
+        cli("transcribe", str(wav), "--out", "o", "--manifest", "", "--api-key", "k"),
+        cli(
+            "transcribe",
+            str(wav),
+            "--out",
+            "o",
+            "--api-key",
+            "k",
+            "--callback-url",
+            "http://[::1/cb",
+            "--callback-listen",
+            "127.0.0.1:0",
+        ),
+        cli("demo", "--files", "99999999999"),
+    )
+    assert [r.code for r in runs] == [2, 2, 2, 2, 2], [r.err for r in runs]
+    assert all("Traceback" not in r.err for r in runs)
+    assert "empty path" in runs[0].err and "empty path" in runs[1].err
+    assert "--manifest: an empty path" in runs[2].err
+    assert "--callback-url must be an http(s) URL" in runs[3].err
+    assert "at most 10,000 files" in runs[4].err
+
+
 async def test_demo_refuses_a_job_that_never_ends_and_a_rate_that_is_not_a_number() -> None:
     endless, nan = await asyncio.gather(
         cli("demo", "--job-duration", "inf"), cli("demo", "--fault-rate", "nan")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .. import CallbackConfig, CallbackReceiver, CallbackServer
 from .._constants import CALLBACK_SAFETY_POLL, POLL_MAX_INTERVAL
+from ..errors import ConfigurationError
 
 __all__ = ["add_callback_options", "check_callback_options", "listening", "polls_needed"]
 
@@ -67,9 +68,11 @@ def check_callback_options(args: argparse.Namespace, parser: argparse.ArgumentPa
         return
     if url is None or listen is None:
         parser.error("--callback-url and --callback-listen go together")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        parser.error(f"--callback-url must be an http(s) URL, got {url!r}")
+    try:  # the library's check, in the command's words
+        CallbackConfig(url, safety_poll=getattr(args, "callback_safety_poll", CALLBACK_SAFETY_POLL))
+    except ConfigurationError as exc:
+        text = str(exc).replace("callback url", "--callback-url")
+        parser.error(text.replace("safety_poll", "--callback-safety-poll"))
 
 
 @contextlib.asynccontextmanager

@@ -15,6 +15,7 @@ from .._constants import (
     API_KEY_ENV,
     BASE_URL_ENV,
     DEFAULT_TIMEOUT,
+    DEMO_MAX_FILES,
     JOB_RETRIES,
     JOB_RETRY_PAUSE,
     MAX_CONCURRENT_JOBS,
@@ -30,6 +31,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _demo_files(text: str) -> int:
+    value = _positive_int(text)
+    if value > DEMO_MAX_FILES:
+        raise argparse.ArgumentTypeError(f"at most {DEMO_MAX_FILES:,} files, got {value:,}")
     return value
 
 
@@ -175,7 +183,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             "pacing) and files of a job lost to a fault are resubmitted from the manifest."
         ),
     )
-    p.add_argument("--files", type=_positive_int, default=200, metavar="N", help="default 200")
+    p.add_argument(
+        "--files",
+        type=_demo_files,
+        default=200,
+        metavar="N",
+        help=f"default 200, at most {DEMO_MAX_FILES:,}",
+    )
     p.add_argument(
         "--jobs-concurrency",
         type=_positive_int,
@@ -467,6 +481,16 @@ def fault_statuses(p429: float, p503: float) -> tuple[float, tuple[int, ...]]:
 
 def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Option combinations argparse cannot express; exits 2 with the command's usage."""
+    # An empty path is the current folder: '' from an unset variable would transcribe, or
+    # write into, whatever folder the command runs in.
+    files = getattr(args, "files", None)  # transcribe's FILEs (the demo's is a count)
+    if isinstance(files, list) and "" in files:
+        parser.error("FILE: an empty path (an unset variable?) would mean the current folder")
+    for flag, dest in (("--out", "out"), ("--manifest", "manifest")):
+        if getattr(args, dest, None) == "":
+            parser.error(
+                f"{flag}: an empty path (an unset variable?) would mean the current folder"
+            )
     if args.command == "transcribe":
         if args.speakers is not None and not args.diarize:
             parser.error("--speakers needs --diarize")
