@@ -432,3 +432,16 @@ async def test_an_empty_path_is_not_the_current_folder(
         async for _ in client.transcribe_files([_wav(tmp_path / "a.wav")], output_dir=""):
             pass
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"url_ttl": math.nan}, {"url_ttl": math.inf}, {"latency": math.nan}, {"job_duration": -1}],
+)
+def test_an_emulator_setting_that_would_break_it_is_refused(kwargs: dict[str, Any]) -> None:
+    # before: url_ttl=nan or inf made every upload-files call a 500; NaN latencies passed
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        Emulator(**kwargs)
+    emulator = Emulator()
+    with pytest.raises(ValueError):
+        setattr(emulator, next(iter(kwargs)), next(iter(kwargs.values())))

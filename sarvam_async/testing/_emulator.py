@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -24,6 +25,19 @@ from ._signing import UrlSigner
 from ._state import Job, JobsView, JobView
 
 _SHUTDOWN_TIMEOUT = 0.1  # in-flight handlers get this long at close, then are cancelled
+
+
+def _seconds(value: float, name: str, *, positive: bool = False) -> float:
+    """A duration of the emulator: a number, not NaN, 0 or more (``positive``: more than 0
+    and finite, as a URL's lifetime must be); ValueError otherwise. Infinite latency or job
+    duration is allowed: a call or a job that never ends."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if positive and not 0 < value < math.inf:
+        raise ValueError(f"{name} must be finite seconds over 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more seconds, got {value!r}")
+    return float(value)
 
 
 class Emulator:
@@ -98,8 +112,12 @@ class Emulator:
             raise ValueError("api_key must be a non-empty string or strings")
         if url_style not in ("object", "string"):
             raise ValueError("url_style must be 'object' or 'string'")
-        if latency < 0 or job_duration < 0 or url_ttl <= 0 or not download_lag >= 0:
-            raise ValueError("latency, job_duration and download_lag must be >= 0 and url_ttl > 0")
+        latency, job_duration, download_lag = (
+            _seconds(latency, "latency"),
+            _seconds(job_duration, "job_duration"),
+            _seconds(download_lag, "download_lag"),
+        )
+        url_ttl = _seconds(url_ttl, "url_ttl", positive=True)
         self._host = host
         self._port = port
         self._wall = WallClock(clock)
@@ -214,7 +232,7 @@ class Emulator:
 
     @latency.setter
     def latency(self, value: float) -> None:
-        self._settings.latency = max(0.0, value)
+        self._settings.latency = _seconds(value, "latency")
 
     @property
     def job_duration(self) -> float:
@@ -223,7 +241,7 @@ class Emulator:
 
     @job_duration.setter
     def job_duration(self, value: float) -> None:
-        self._settings.job_duration = max(0.0, value)
+        self._settings.job_duration = _seconds(value, "job_duration")
 
     @property
     def url_ttl(self) -> float:
@@ -232,7 +250,7 @@ class Emulator:
 
     @url_ttl.setter
     def url_ttl(self, value: float) -> None:
-        self._settings.url_ttl = value
+        self._settings.url_ttl = _seconds(value, "url_ttl", positive=True)
 
     @property
     def download_lag(self) -> float:
@@ -241,7 +259,7 @@ class Emulator:
 
     @download_lag.setter
     def download_lag(self, value: float) -> None:
-        self._settings.download_lag = max(0.0, value)
+        self._settings.download_lag = _seconds(value, "download_lag")
 
     # -- inspection ----------------------------------------------------------------------------
 
