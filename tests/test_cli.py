@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import wave
@@ -137,10 +136,14 @@ async def test_demo_refuses_a_job_that_never_ends_and_a_rate_that_is_not_a_numbe
     assert "finite number" in endless.err and "finite number" in nan.err
 
 
-async def test_a_demo_stopped_early_says_where_its_transcripts_are_only_if_kept() -> None:
+async def test_a_demo_stopped_early_says_where_its_transcripts_are_only_if_kept(
+    tmp_path: Path,
+) -> None:
     # before: it named the temporary folder it was about to remove
     async def stopped(*flags: str) -> Run:
-        proc = await _start("demo", "--job-duration", "30", *flags)
+        temp = tmp_path / ("kept" if flags else "removed")  # the demo's folders go here
+        temp.mkdir()
+        proc = await _start("demo", "--job-duration", "30", *flags, env=_env(TMPDIR=str(temp)))
         assert proc.stderr is not None
         seen = b""
         while b"created (" not in seen:  # the run has begun: a job exists
@@ -155,9 +158,9 @@ async def test_a_demo_stopped_early_says_where_its_transcripts_are_only_if_kept(
     removed, kept = await asyncio.gather(stopped(), stopped("--keep"))
     assert "go with its temporary folders (--keep keeps them)" in removed.err, removed.err
     assert "their transcripts are in" not in removed.err
-    where = kept.err.split("their transcripts are in ", 1)[1].split()[0]
-    assert Path(where).is_dir()
-    shutil.rmtree(where)
+    assert not list((tmp_path / "removed").iterdir())  # and they did go
+    where = Path(kept.err.split("their transcripts are in ", 1)[1].split()[0])
+    assert where.is_dir() and where.parent == tmp_path / "kept"
 
 
 # ----------------------------------------------------------------------------- help, usage
