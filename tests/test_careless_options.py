@@ -276,7 +276,7 @@ async def test_numbers_of_any_real_kind_are_used_converted(
 ) -> None:
     # before: a Decimal was refused, and a Fraction or a huge int passed the checks only
     # to fail later as an untyped TypeError or OverflowError where the raw value was used
-    policy = RetryPolicy(deadline=10**400, initial_delay=Decimal("0.01"))
+    policy = RetryPolicy(deadline=10**400, initial_delay=Decimal("0.01"))  # type: ignore[arg-type]
     assert policy.deadline == math.inf and policy.initial_delay == 0.01
     async with AsyncSarvam(
         api_key=KEY,
@@ -333,7 +333,7 @@ async def test_paths_names_and_ids_the_api_cannot_carry_are_refused_before_sendi
         await resource.get_status("\ud800")
     job = await resource.get_job("j")
     with pytest.raises(errors.InvalidParameterError, match="names"):
-        await job.upload_files(audio, names="ab")  # type: ignore[arg-type]
+        await job.upload_files(audio, names="ab")
     with pytest.raises(errors.InvalidParameterError, match=r"files\[0\]"):
         await job.upload_files(audio[:1], names=[5])  # type: ignore[list-item]
     assert emulator.requests == []
@@ -402,7 +402,7 @@ def test_a_redis_limiter_is_checked_where_it_is_built() -> None:
         {"redis": "redis://127.0.0.1", "clock": "x"},
     ):
         with pytest.raises(errors.ConfigurationError) as caught:
-            RedisRateLimiter(**kwargs)  # type: ignore[arg-type]
+            RedisRateLimiter(**kwargs)
         assert "SECRETPW" not in str(caught.value)
     with pytest.raises(errors.ConfigurationError, match="rate_limit"):
         AsyncSarvam(api_key=KEY, rate_limit=10**400)  # before: OverflowError
