@@ -164,7 +164,8 @@ def http_url(value: object, name: str, example: str) -> SplitResult:
     try:
         parts = urlsplit(value)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # "https://[::1": a bracket never closed
+        parts.port  # noqa: B018 -- raises for a port past 65535
+    except ValueError:  # "https://[::1": a bracket never closed; "h:99999"
         ok = False
     if not ok:
         raise ConfigurationError(

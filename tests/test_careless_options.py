@@ -349,6 +349,8 @@ def test_urls_with_credentials_are_never_shown_and_malformed_ones_are_typed() ->
         assert "SECRET" not in str(caught.value)
         with pytest.raises(errors.ConfigurationError, match="malformed"):
             make("https://[::1")  # before: urllib's ValueError
+        with pytest.raises(errors.ConfigurationError, match=r"http\(s\) URL"):
+            make("https://h.example:99999/cb")  # before: accepted, failing at the first call
     config = CallbackConfig("https://user:SECRETPW@h.example/cb?sig=SECRETSIG")
     assert "SECRET" not in repr(config)
 

@@ -119,13 +119,15 @@ async def test_empty_paths_and_malformed_callback_urls_are_usage_errors(tmp_path
             "127.0.0.1:0",
         ),
         cli("demo", "--files", "99999999999"),
+        cli("transcribe", str(wav), "--out", "o", "--manifest", str(tmp_path), "--api-key", "k"),
     )
-    assert [r.code for r in runs] == [2, 2, 2, 2, 2], [r.err for r in runs]
+    assert [r.code for r in runs] == [2, 2, 2, 2, 2, 2], [r.err for r in runs]
     assert all("Traceback" not in r.err for r in runs)
     assert "empty path" in runs[0].err and "empty path" in runs[1].err
     assert "--manifest: an empty path" in runs[2].err
     assert "--callback-url must be an http(s) URL" in runs[3].err
     assert "at most 10,000 files" in runs[4].err
+    assert "is a folder; give the journal's file path" in runs[5].err
 
 
 async def test_demo_refuses_a_job_that_never_ends_and_a_rate_that_is_not_a_number() -> None:

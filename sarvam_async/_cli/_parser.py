@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -486,6 +487,9 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     files = getattr(args, "files", None)  # transcribe's FILEs (the demo's is a count)
     if isinstance(files, list) and "" in files:
         parser.error("FILE: an empty path (an unset variable?) would mean the current folder")
+    manifest = getattr(args, "manifest", None)
+    if manifest and Path(manifest).is_dir():
+        parser.error(f"--manifest: {manifest} is a folder; give the journal's file path")
     for flag, dest in (("--out", "out"), ("--manifest", "manifest")):
         if getattr(args, dest, None) == "":
             parser.error(
