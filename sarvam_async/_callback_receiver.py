@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -271,18 +270,17 @@ class CallbackConfig:
         safety_poll: float = C.CALLBACK_SAFETY_POLL,
     ) -> None:
         _options.http_url(url, "callback url", "https://your-service.example/sarvam-callback")
-        poll = _options.seconds(safety_poll, "safety_poll")
-        if poll is None or not C.MIN_POLL_INTERVAL <= poll < math.inf:
-            # infinite: a lost callback would be waited on for ever; tiny: a busy poll
+        # infinite: a lost callback would be waited on for ever; tiny: a busy poll
+        poll = _options.seconds(safety_poll, "safety_poll", finite=True)
+        if poll < C.MIN_POLL_INTERVAL:
             raise ConfigurationError(
-                f"safety_poll must be finite seconds, at least {C.MIN_POLL_INTERVAL:g}, "
-                f"got {safety_poll!r}"
+                f"safety_poll must be at least {C.MIN_POLL_INTERVAL:g} seconds, got {safety_poll!r}"
             )
         if receiver is not None:
             _options.instance(receiver, CallbackReceiver, "receiver")
         self.url = url
         self.receiver = receiver if receiver is not None else CallbackReceiver()
-        self.safety_poll = float(poll or 0.0)
+        self.safety_poll = poll
 
     def __repr__(self) -> str:
         return f"CallbackConfig(url={redact_url(self.url)!r}, safety_poll={self.safety_poll:g})"

@@ -144,7 +144,7 @@ class AsyncSarvam:
             )
         timeout = _options.seconds(timeout, "timeout", none=True)
         lag = _options.seconds(download_lag_timeout, "download_lag_timeout", zero=True)
-        self._download_lag_timeout = float(lag or 0.0)
+        self._download_lag_timeout = lag
         self.base_url = base.rstrip("/")
         self._state = _State.UNOPENED
         self._session = session

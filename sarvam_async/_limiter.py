@@ -54,13 +54,10 @@ def check_plan(value: object, name: str) -> float | None:
     ConfigurationError naming ``name``."""
     if value is None:
         return None
-    try:
-        plan = _options.seconds(value, name)  # a positive real number, as a float
+    try:  # a positive finite real number, as a float
+        return _options.seconds(value, name, finite=True)
     except ConfigurationError:
-        plan = None
-    if plan is None or not math.isfinite(plan):
-        raise ConfigurationError(f"{name} is requests per minute and must be positive")
-    return plan
+        raise ConfigurationError(f"{name} is requests per minute and must be positive") from None
 
 
 class SharedLimiter(Protocol):

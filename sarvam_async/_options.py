@@ -12,7 +12,7 @@ import decimal
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from typing import TypeVar, cast
+from typing import Literal, TypeVar, cast, overload
 from urllib.parse import SplitResult, urlsplit
 
 from ._redact import redact_url
@@ -111,6 +111,26 @@ def _real(value: object) -> float | None:
     return cast(float, value)
 
 
+@overload
+def seconds(
+    value: object,
+    name: str,
+    *,
+    fail: Fail = ...,
+    none: Literal[False] = ...,
+    zero: bool = ...,
+    finite: bool = ...,
+) -> float: ...
+@overload
+def seconds(
+    value: object,
+    name: str,
+    *,
+    fail: Fail = ...,
+    none: bool,
+    zero: bool = ...,
+    finite: bool = ...,
+) -> float | None: ...
 def seconds(
     value: object,
     name: str,
@@ -118,10 +138,13 @@ def seconds(
     fail: Fail = configuration,
     none: bool = False,
     zero: bool = False,
+    finite: bool = False,
 ) -> float | None:
     """A duration in seconds: a real number over 0 (``zero``: or 0), or None if ``none``.
 
-    Infinity (or a number too large for a float) means no limit; NaN is refused.
+    Infinity (or a number too large for a float) means no limit, unless ``finite``: where
+    no limit is no setting (a key that never expires, a safety poll that never comes).
+    NaN is refused.
     """
     if value is None:
         if none:
@@ -138,6 +161,8 @@ def seconds(
         raise fail(name, "must be a number of seconds, got NaN")
     if result < 0 or (result == 0 and not zero):
         raise fail(name, f"must be {'0 or more' if zero else 'more than 0'} seconds, got {value}")
+    if finite and result == math.inf:
+        raise fail(name, f"must be a finite number of seconds, got {value!r}")
     return result
 
 

@@ -237,15 +237,6 @@ class _Turns:
         self._busy = False
 
 
-def _finite_seconds(value: object, name: str, *, zero: bool = False) -> float:
-    """A finite number of seconds (a key that never expires, or a wait that never ends, is
-    not a setting); ConfigurationError otherwise."""
-    seconds = _options.seconds(value, name, zero=zero)
-    if seconds is None or not math.isfinite(seconds):
-        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}")
-    return seconds
-
-
 def _check_redis_url(url: str) -> None:
     """Refuse a Redis URL redis-py could not use, where it is given, not at the first call;
     the message never shows the URL (it may hold a password)."""
@@ -299,9 +290,11 @@ class RedisRateLimiter:
                 "RedisRateLimiter needs the redis client: pip install 'sarvam-async[redis]'"
             ) from None
         rate_limit = check_plan(rate_limit, "rate_limit")
-        key_ttl = _finite_seconds(key_ttl, "key_ttl")
-        timeout = _finite_seconds(timeout, "timeout")
-        rejoin_interval = _finite_seconds(rejoin_interval, "rejoin_interval", zero=True)
+        key_ttl = _options.seconds(key_ttl, "key_ttl", finite=True)
+        timeout = _options.seconds(timeout, "timeout", finite=True)
+        rejoin_interval = _options.seconds(
+            rejoin_interval, "rejoin_interval", zero=True, finite=True
+        )
         if not callable(clock):
             raise ConfigurationError("clock must be callable")
         if account is not None and (not isinstance(account, str) or not account):
